@@ -1,0 +1,79 @@
+"""Reading effdet checkpoints: plain state_dicts as `effdet.create_model(...)` saves them, or wrapped in
+{"state_dict"|"model"|"state_dict_ema"|"model_ema": ...}, with "module."/"model." prefixes (DDP, the
+DetBench wrapper). Strict key matching; anything wrong is one DeployError naming the keys.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from runtime.errors import DeployError
+from runtime.log import logger
+
+WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")  # EMA weights preferred
+PREFIXES = ("module.", "model.")
+CLASS_HEAD = "class_net.predict.conv_pw"
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, unwrapped and with training prefixes removed."""
+    path = Path(path)
+    if not path.is_file():
+        raise DeployError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
+        raise DeployError(f"{path}: not a readable PyTorch checkpoint ({str(e).splitlines()[0][:200]})") from None
+    if isinstance(obj, dict):
+        for key in WRAPPER_KEYS:
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise DeployError(f"{path}: does not hold a state_dict of tensors")
+    return {_strip(k): v for k, v in obj.items() if not _strip(k).startswith("anchors.")}
+
+
+def _strip(key: str) -> str:
+    for prefix in PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def checkpoint_num_classes(state: dict[str, torch.Tensor], anchors_per_location: int) -> int | None:
+    """Number of classes the class head of a state_dict predicts, if it has one."""
+    w = state.get(f"{CLASS_HEAD}.weight")
+    return None if w is None else w.shape[0] // anchors_per_location
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Strict load; the class head is skipped (kept re-initialized) when its shape differs."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise DeployError(f"{source}: checkpoint does not match {model.config.name}: "  # type: ignore[union-attr]
+                          f"{_few('missing', missing)}{_few('unexpected', unexpected)}".rstrip("; "))
+    head_keys = {k for k in state if k.startswith(CLASS_HEAD)}
+    mismatched = [k for k in state if state[k].shape != own[k].shape]
+    if mismatched and set(mismatched) <= head_keys:
+        logger.warning("%s: class head has %d outputs, model wants %d; class head re-initialized", source,
+                       state[f"{CLASS_HEAD}.weight"].shape[0], own[f"{CLASS_HEAD}.weight"].shape[0])
+        state = {k: v for k, v in state.items() if k not in head_keys}
+    elif mismatched:
+        k = mismatched[0]
+        raise DeployError(f"{source}: {len(mismatched)} tensor(s) have the wrong shape, e.g. {k} "
+                          f"{tuple(state[k].shape)} vs {tuple(own[k].shape)} in {model.config.name}")  # type: ignore[union-attr]
+    model.load_state_dict({**own, **state}, strict=True)
+
+
+def _few(label: str, keys: list[str], n: int = 5) -> str:
+    if not keys:
+        return ""
+    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
+    return f"{len(keys)} {label} key(s): {', '.join(keys[:n])}{more}; "

@@ -1,0 +1,47 @@
+"""`create_model(name, checkpoint=...)`: build from the table and load effdet weights as they are."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from effdet.checkpoint import checkpoint_num_classes, load_state, read_state_dict
+from effdet.config import get_config
+from effdet.model import EfficientDet
+
+
+def init_weights(model: EfficientDet) -> None:
+    """Fresh-model init as effdet: class prior 0.01 on the class head bias, BN at identity."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+        bias = model.class_net.predict.conv_pw.bias
+        if bias is not None:
+            bias.fill_(-math.log((1 - 0.01) / 0.01))
+
+
+def create_model(name: str, checkpoint: str | Path | None = None, *, num_classes: int | None = None,
+                 image_size: Any = None, **overrides: Any) -> EfficientDet:
+    """An EfficientDet from the table (name or alias), optionally loading an effdet checkpoint.
+
+    num_classes different from the checkpoint's: the class head is re-initialized, with a warning.
+    image_size: the size `fuse()` and the export default to; the eager model runs at any size.
+    """
+    if image_size is not None:
+        overrides["image_size"] = image_size
+    config = get_config(name, **overrides)
+    state = read_state_dict(checkpoint) if checkpoint is not None else None
+    found = checkpoint_num_classes(state, config.anchors_per_location) if state is not None else None
+    classes = num_classes or found
+    if classes is not None:
+        config = config.with_overrides(num_classes=classes)
+    model = EfficientDet(config)
+    init_weights(model)
+    if state is not None:
+        load_state(model, state, str(checkpoint))
+    return model.eval()
