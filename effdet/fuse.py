@@ -23,11 +23,12 @@ from effdet.layers import BatchNormAct2d, SamePad, Upsample
 @torch.no_grad()
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     """conv <- bn(conv(x)) in place: weights scaled per output channel, bias absorbed."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    new_bias = (bias - bn.running_mean) * scale + bn.bias
-    conv.bias = nn.Parameter(new_bias)
+    d = torch.float64  # fold in double so the fused model adds as little rounding as possible
+    scale = bn.weight.to(d) / torch.sqrt(bn.running_var.to(d) + bn.eps)
+    conv.weight.copy_((conv.weight.to(d) * scale.reshape(-1, 1, 1, 1)).to(conv.weight.dtype))
+    bias = conv.bias.to(d) if conv.bias is not None else torch.zeros_like(scale)
+    new_bias = (bias - bn.running_mean.to(d)) * scale + bn.bias.to(d)
+    conv.bias = nn.Parameter(new_bias.to(conv.weight.dtype))
 
 
 def _fold_act(conv: nn.Conv2d, bn: BatchNormAct2d) -> nn.Module:
@@ -86,7 +87,7 @@ def freeze_sizes(model: nn.Module, image_size: tuple[int, int]) -> None:
 
     hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, (SamePad, Upsample))]
     try:
-        model(torch.zeros(1, 3, *image_size))
+        model(torch.zeros(1, 3, *image_size, dtype=next(model.parameters()).dtype))
     finally:
         for h in hooks:
             h.remove()

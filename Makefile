@@ -1,0 +1,30 @@
+# Each target bootstraps .venv on a fresh machine (idempotent: reinstalls only when pyproject changes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test typecheck bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[export,int8,test]'
+	$(PY) -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m effdet_deploy demo --output demo-output
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+typecheck: $(STAMP)
+	@echo "TensorRT-facing modules arrive with the engine build (issue 5)"
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_eager.py
+
+clean:
+	rm -rf $(VENV) demo-output

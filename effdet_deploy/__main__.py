@@ -1,0 +1,3 @@
+from effdet_deploy.cli import main
+
+raise SystemExit(main())

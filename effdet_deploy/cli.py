@@ -1,0 +1,42 @@
+"""`effdet-deploy <command>`: parses flags and calls the library. Exit codes: 0 ok, 1 failed check,
+2 bad input (one line on stderr, from DeployError)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from runtime.errors import DeployError
+
+# name -> (module under effdet_deploy.commands, one-line help). Modules load lazily, so `--help` and
+# runtime-only commands never import torch.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "build D0, detect on the bundled image, print detections and timing"),
+    # "export": ("export", "weights -> ONNX (preprocessing, decoding, NMS in the graph)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="effdet-deploy", description="EfficientDet from PyTorch to ONNX and TensorRT")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(f"effdet_deploy.commands.{module}").add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(importlib.import_module(f"effdet_deploy.commands.{args._module}").run(args) or 0)
+    except DeployError as e:
+        print(f"effdet-deploy {args.command}: error: {e}", file=sys.stderr)
+        return 2

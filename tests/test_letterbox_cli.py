@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from runtime.errors import DeployError
+from runtime.letterbox import letterbox, to_original
+
+
+def test_letterbox_round_trip():
+    image = np.zeros((100, 200, 3), np.uint8)
+    out, lb = letterbox(image, (64, 64), (10, 20, 30))
+    assert out.shape == (64, 64, 3) and lb.scale == 0.32
+    assert out[-1, -1].tolist() == [10, 20, 30]  # padding takes the mean color, image top-left
+    back = to_original(np.float32([[0, 0, 32, 16], [-5, 0, 70, 70]]), lb)
+    np.testing.assert_allclose(back, [[0, 0, 100, 50], [0, 0, 200, 100]])
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32), [1, 2]])
+def test_bad_images(bad):
+    with pytest.raises(DeployError):
+        letterbox(bad, (64, 64), (0, 0, 0))
+
+
+def test_cli_help_and_demo(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "effdet_deploy", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "demo" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "effdet_deploy", "demo", "--output", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "ms/image" in out.stdout and "3.88M params" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "effdet_deploy", "demo", "--model", "d9"], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "unknown model 'd9'" in out.stderr
