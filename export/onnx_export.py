@@ -1,0 +1,133 @@
+"""`onnx_from_model(settings)`: weights -> fused model -> ONNX (preprocessing, decoding, NMS in the
+graph) -> simplified, checked, shape-inferred, linted, with metadata -> written atomically."""
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import onnx
+import torch
+
+from effdet import create_model
+from effdet.predict import model_anchors
+from export.graph import ExportGraph, anchors_center_size
+from export.lint import lint
+from export.postprocess import append_efficient_nms, append_onnx_nms
+from export.settings import NMS_KINDS, ExportSettings
+from runtime.errors import DeployError
+from runtime.log import logger
+
+TOOLKIT_VERSION = "0.1.0"
+
+
+def check_settings(s: ExportSettings) -> None:
+    """Reject bad settings before any work, one clear line each."""
+    if s.nms not in NMS_KINDS:
+        raise DeployError(f"--nms must be one of {', '.join(NMS_KINDS)}, got '{s.nms}'")
+    if s.input_format not in ("nchw", "nhwc") or s.input_dtype not in ("float32", "uint8"):
+        raise DeployError(f"bad input layout/dtype: {s.input_format}/{s.input_dtype}")
+    if s.dynamic_batch is not None and not (1 <= s.dynamic_batch[0] <= s.dynamic_batch[1] <= s.dynamic_batch[2]):
+        raise DeployError(f"--dynamic-batch must be MIN<=OPT<=MAX, >= 1; got {s.dynamic_batch}")
+    if s.batch < 1 or s.max_detections < 1:
+        raise DeployError("--batch and --max-detections must be >= 1")
+    if s.input_dtype == "uint8" and not s.preprocess:
+        raise DeployError("--input-dtype uint8 needs the preprocessing in the graph (drop --no-preprocess)")
+    parent = Path(s.output).resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise DeployError(f"{s.output}: output folder does not exist or is not writable")
+
+
+def metadata(s: ExportSettings, model_cfg, num_anchors: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """metadata_props (DESIGN §3): everything the runtime needs to use the file."""
+    return {
+        "model": model_cfg.name, "image_size": f"{model_cfg.image_size[0]},{model_cfg.image_size[1]}",
+        "input_layout": s.input_format, "input_dtype": s.input_dtype, "preprocess": str(int(s.preprocess)),
+        "mean": json.dumps(list(model_cfg.mean)), "std": json.dumps(list(model_cfg.std)),
+        "num_classes": str(model_cfg.num_classes), "class_names": json.dumps(list(s.class_names)),
+        "num_anchors": str(num_anchors), "nms": s.nms, "score_threshold": str(s.score_threshold),
+        "iou_threshold": str(s.iou_threshold), "max_detections": str(s.max_detections),
+        "batch": "dynamic:" + ",".join(map(str, s.dynamic_batch)) if s.dynamic_batch else str(s.batch),
+        "precision": "fp32", "toolkit": "efficientdet-deploy", "toolkit_version": TOOLKIT_VERSION,
+    }
+
+
+def _torch_to_onnx(graph: ExportGraph, s: ExportSettings, size: tuple[int, int]) -> onnx.ModelProto:
+    batch = s.dynamic_batch[1] if s.dynamic_batch else s.batch
+    shape = (batch, 3, *size) if s.input_format == "nchw" else (batch, *size, 3)
+    dummy = torch.zeros(shape, dtype=torch.uint8 if s.input_dtype == "uint8" else torch.float32)
+    outputs = ["box_regression", "cls_logits"] if s.nms == "efficient" else ["boxes", "scores"]
+    dynamic = {n: {0: "batch"} for n in ["images", *outputs]} if s.dynamic_batch else None
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(graph, (dummy,), buf, dynamo=False, opset_version=s.opset, input_names=["images"],
+                          output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _simplify(model: onnx.ModelProto) -> onnx.ModelProto:
+    import onnxslim
+
+    return onnxslim.slim(model)
+
+
+def onnx_from_model(s: ExportSettings) -> onnx.ModelProto:
+    """Build the ONNX ModelProto (not written). See module docstring."""
+    check_settings(s)
+    t0 = time.perf_counter()
+    model = create_model(s.model, checkpoint=s.checkpoint, num_classes=s.num_classes, image_size=s.image_size)
+    size = model.config.image_size
+    logger.info("[1/5] built %s %dx%d, %d classes; fusing", model.config.name, size[0], size[1], model.config.num_classes)
+    model.fuse(size)
+    anchors = model_anchors(model, size)
+    graph = ExportGraph(model, anchors, s).eval()
+    logger.info("[2/5] tracing to ONNX (opset %d)", s.opset)
+    proto = _torch_to_onnx(graph, s, size)
+    logger.info("[3/5] simplifying (%d nodes)", len(proto.graph.node))
+    proto = _simplify(proto)
+    batch: int | str = "batch" if s.dynamic_batch else s.batch
+    if s.nms == "efficient":
+        append_efficient_nms(proto, anchors_center_size(anchors), batch, s.score_threshold, s.iou_threshold,
+                             s.max_detections)
+    elif s.nms == "onnx":
+        append_onnx_nms(proto, len(anchors), batch, s.score_threshold, s.iou_threshold, s.max_detections)
+    logger.info("[4/5] post-processing '%s' appended; checking", s.nms)
+    for key, value in metadata(s, model.config, len(anchors)).items():
+        proto.metadata_props.add(key=key, value=value)
+    proto = onnx.shape_inference.infer_shapes(proto)
+    onnx.checker.check_model(proto)
+    problems = lint(proto)
+    if problems:
+        raise DeployError(f"TensorRT lint failed: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+    logger.info("[5/5] done in %.1fs", time.perf_counter() - t0)
+    return proto
+
+
+def write_atomic(proto: onnx.ModelProto, path: Path) -> None:
+    """Write next to the target and rename, so a failure never leaves a partial file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(proto.SerializeToString())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def node_counts(proto: onnx.ModelProto) -> dict[str, int]:
+    return dict(collections.Counter(n.op_type for n in proto.graph.node).most_common())
+
+
+def export_onnx(s: ExportSettings) -> Path:
+    """onnx_from_model + atomic write + node counts printed. Returns the written path."""
+    proto = onnx_from_model(s)
+    write_atomic(proto, Path(s.output))
+    counts = node_counts(proto)
+    logger.info("wrote %s: %d nodes: %s", s.output, sum(counts.values()), ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return Path(s.output)
