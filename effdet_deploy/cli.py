@@ -13,7 +13,7 @@ from runtime.errors import DeployError
 # runtime-only commands never import torch.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "build D0, detect on the bundled image, print detections and timing"),
-    # "export": ("export", "weights -> ONNX (preprocessing, decoding, NMS in the graph)"),
+    "export": ("export", "weights -> ONNX (preprocessing, decoding, NMS in the graph)"),
 }
 
 

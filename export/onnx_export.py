@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import onnx
@@ -63,7 +64,8 @@ def _torch_to_onnx(graph: ExportGraph, s: ExportSettings, size: tuple[int, int])
     outputs = ["box_regression", "cls_logits"] if s.nms == "efficient" else ["boxes", "scores"]
     dynamic = {n: {0: "batch"} for n in ["images", *outputs]} if s.dynamic_batch else None
     buf = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about frozen Python ints: intended here
         torch.onnx.export(graph, (dummy,), buf, dynamo=False, opset_version=s.opset, input_names=["images"],
                           output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
     return onnx.load_from_string(buf.getvalue())
