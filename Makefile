@@ -25,6 +25,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eager.py
+	$(PY) benchmarks/bench_export.py
 
 clean:
 	rm -rf $(VENV) demo-output
