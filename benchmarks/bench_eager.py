@@ -5,24 +5,15 @@
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
 from effdet import create_model
 
-
-def median_ms(model: torch.nn.Module, x: torch.Tensor, iterations: int) -> float:
-    with torch.no_grad():
-        for _ in range(3):
-            model(x)
-        times = []
-        for _ in range(iterations):
-            t = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import median_ms  # noqa: E402
 
 
 def main() -> None:
@@ -34,8 +25,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = create_model(args.model)
     x = torch.randn(1, 3, *model.config.image_size)
-    eager = median_ms(model, x, args.iterations)
-    fused = median_ms(create_model(args.model).fuse(), x, args.iterations)
+    fused_model = create_model(args.model).fuse()
+    with torch.no_grad():
+        eager = median_ms(lambda: model(x), args.iterations)
+        fused = median_ms(lambda: fused_model(x), args.iterations)
     print(f"{model.config.name} {model.config.image_size[0]}x{model.config.image_size[1]} batch 1, "
           f"{args.threads} threads, PyTorch {torch.__version__}")
     print(f"  eager   median {eager:7.1f} ms")

@@ -6,9 +6,8 @@ PyTorch eager, batch 1, 2 threads, measured in one run, with ratios.
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +20,8 @@ from export.settings import ExportSettings
 from runtime.nms import NMSParams
 from runtime.onnx_session import create_session
 
-
-def median_ms(fn, iterations: int) -> float:  # type: ignore[no-untyped-def]
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(iterations):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import median_ms  # noqa: E402
 
 
 def main() -> None:
