@@ -1,7 +1,7 @@
 """Export settings: one dataclass instead of loose flags (the CLI fills it, the pipeline reuses it)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 NMS_KINDS = ("efficient", "onnx", "none")
@@ -25,4 +25,3 @@ class ExportSettings:
     batch: int = 1
     dynamic_batch: tuple[int, int, int] | None = None   # (min, opt, max)
     opset: int = 17
-    extra: dict = field(default_factory=dict)
