@@ -83,7 +83,6 @@ class FpnCombine(nn.Module):
                  cfg: ModelConfig) -> None:
         super().__init__()
         self.offsets = offsets
-        self.fusion = cfg.fusion
         self.size_from = next(o for o in offsets if levels[o] == level)  # an input already at this level
         self.resample = nn.ModuleDict({
             str(o): ResampleFeatureMap(channels[o], cfg.fpn_channels, levels[o], level, cfg) for o in offsets})
