@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[export,int8,test]'
-	$(PY) -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1
+	$(PY) -m pip install -q 'cuda-python>=12' pycocotools
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,12 +20,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# tensorrt-stubs is unpacked into build/stubs, not installed (see tools/prepare_trt_stubs.py).
+TRT_STUBS := tensorrt-stubs==10.13.0.35.1
+
 typecheck: $(STAMP)
-	@echo "TensorRT-facing modules arrive with the engine build (issue 5)"
+	rm -rf build/wheels && $(PY) -m pip download -q --no-deps $(TRT_STUBS) -d build/wheels
+	$(PY) tools/prepare_trt_stubs.py build/wheels/tensorrt_stubs-*.whl build/stubs
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eager.py
 	$(PY) benchmarks/bench_export.py
 
 clean:
-	rm -rf $(VENV) demo-output
+	rm -rf $(VENV) demo-output build

@@ -2,9 +2,21 @@
 
 Note: the PyPI package `effdet` (rwightman) uses the same import name; this package loads its
 checkpoints without needing it, so do not install both in one environment.
+Exports resolve lazily (PEP 562), so torch-free parts (effdet.config, effdet.synthetic's tables,
+effdet.train_settings) can be imported where torch is not installed.
 """
-from effdet.config import ModelConfig, get_config, list_models
-from effdet.factory import create_model
-from effdet.model import EfficientDet
+from __future__ import annotations
 
-__all__ = ["EfficientDet", "ModelConfig", "create_model", "get_config", "list_models"]
+from typing import Any
+
+_EXPORTS = {"EfficientDet": "effdet.model", "ModelConfig": "effdet.config", "create_model": "effdet.factory",
+            "get_config": "effdet.config", "list_models": "effdet.config"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'effdet' has no attribute {name!r}")

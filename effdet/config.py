@@ -49,6 +49,7 @@ class ModelConfig:
     bn_eps: float = 1e-3              # BiFPN and heads
     mean: tuple[float, float, float] = IMAGENET_MEAN   # in 0-255 pixel units, RGB
     std: tuple[float, float, float] = IMAGENET_STD
+    class_names: tuple[str, ...] = ()  # known for trained models (shapes_d0); else empty
 
     @property
     def num_levels(self) -> int:
@@ -91,6 +92,11 @@ MODEL_TABLE: dict[str, dict[str, Any]] = {c["name"]: c for c in [
     _tf("tf_efficientdet_lite3x", "efficientnet_lite3", 640, 200, 6, 4, anchor_scale=3.0, **_LITE),
     _tf("tf_efficientdet_lite4", "efficientnet_lite4", 640, 224, 7, 4, **_LITE),
 ]}
+
+# Models trained by this project and shipped with it (effdet/pretrained.py holds their weights' checksums).
+SHAPES_CLASSES = ("circle", "square", "triangle", "star", "hexagon", "cross")
+MODEL_TABLE["shapes_d0"] = {**MODEL_TABLE["tf_efficientdet_d0"], "name": "shapes_d0", "image_size": (256, 256),
+                            "num_classes": len(SHAPES_CLASSES), "class_names": SHAPES_CLASSES}
 
 ALIASES: dict[str, str] = {
     **{f"d{i}": f"tf_efficientdet_d{i}" for i in range(8)},

@@ -11,6 +11,8 @@ from torch import nn
 from effdet.checkpoint import checkpoint_num_classes, load_state, read_state_dict
 from effdet.config import get_config
 from effdet.model import EfficientDet
+from effdet.pretrained import has_pretrained, pretrained_path
+from runtime.errors import DeployError
 
 
 def init_weights(model: EfficientDet) -> None:
@@ -26,20 +28,28 @@ def init_weights(model: EfficientDet) -> None:
 
 
 def create_model(name: str, checkpoint: str | Path | None = None, *, num_classes: int | None = None,
-                 image_size: Any = None, **overrides: Any) -> EfficientDet:
+                 image_size: Any = None, pretrained: bool | None = None, **overrides: Any) -> EfficientDet:
     """An EfficientDet from the table (name or alias), optionally loading an effdet checkpoint.
 
     num_classes different from the checkpoint's: the class head is re-initialized, with a warning.
     image_size: the size `fuse()` and the export default to; the eager model runs at any size.
+    pretrained: load the weights shipped for `name` (checksum-verified); None = when they exist and no
+    checkpoint is given (so `create_model("shapes_d0")` is the trained detector).
     """
+    if pretrained is None:
+        pretrained = checkpoint is None and has_pretrained(name)
+    if pretrained:
+        if checkpoint is not None:
+            raise DeployError("give either a checkpoint or pretrained=True, not both")
+        checkpoint = pretrained_path(name)
     if image_size is not None:
         overrides["image_size"] = image_size
     config = get_config(name, **overrides)
     state = read_state_dict(checkpoint) if checkpoint is not None else None
     found = checkpoint_num_classes(state, config.anchors_per_location) if state is not None else None
     classes = num_classes or found
-    if classes is not None:
-        config = config.with_overrides(num_classes=classes)
+    if classes is not None and classes != config.num_classes:
+        config = config.with_overrides(num_classes=classes, class_names=())  # names no longer apply
     model = EfficientDet(config)
     init_weights(model)
     if state is not None:

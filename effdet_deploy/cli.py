@@ -14,6 +14,11 @@ from runtime.errors import DeployError
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "build D0, detect on the bundled image, print detections and timing"),
     "export": ("export", "weights -> ONNX (preprocessing, decoding, NMS in the graph)"),
+    "quantize": ("quantize", "FP32 ONNX -> strongly typed FP16 or Q/DQ INT8 ONNX (ModelOpt)"),
+    "build": ("build", "ONNX -> TensorRT engine + sidecar (trtexec-like flags)"),
+    "infer": ("infer", "images -> PNGs with boxes + COCO-results JSON, on any backend"),
+    "synth": ("synth", "write a synthetic shapes dataset (images + COCO annotations)"),
+    "train": ("train", "train an EfficientDet on synthetic shapes (CPU-practical)"),
 }
 
 

@@ -49,7 +49,7 @@ def metadata(s: ExportSettings, model_cfg, num_anchors: int) -> dict[str, str]: 
         "model": model_cfg.name, "image_size": f"{model_cfg.image_size[0]},{model_cfg.image_size[1]}",
         "input_layout": s.input_format, "input_dtype": s.input_dtype, "preprocess": str(int(s.preprocess)),
         "mean": json.dumps(list(model_cfg.mean)), "std": json.dumps(list(model_cfg.std)),
-        "num_classes": str(model_cfg.num_classes), "class_names": json.dumps(list(s.class_names)),
+        "num_classes": str(model_cfg.num_classes), "class_names": json.dumps(list(s.class_names or model_cfg.class_names)),
         "num_anchors": str(num_anchors), "nms": s.nms, "score_threshold": str(s.score_threshold),
         "iou_threshold": str(s.iou_threshold), "max_detections": str(s.max_detections),
         "batch": "dynamic:" + ",".join(map(str, s.dynamic_batch)) if s.dynamic_batch else str(s.batch),

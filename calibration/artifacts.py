@@ -1,0 +1,113 @@
+"""`quantize_onnx`: an exported FP32 file -> its FP16 or INT8 twin, with metadata saying how it was made.
+
+One dataclass of settings; the file is written atomically (nothing overwritten on failure).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from calibration.fp16 import to_fp16
+from calibration.graph_split import join, split
+from calibration.images import CalibrationImages
+from calibration.int8 import METHODS, quantize_body
+from export.onnx_export import node_counts, write_atomic
+from runtime.errors import DeployError
+from runtime.log import logger
+from runtime.model_info import ModelInfo
+
+PRECISIONS = ("fp16", "int8")
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    onnx: Path
+    output: Path
+    precision: str = "fp16"
+    calib_dir: Path | None = None
+    calib_images: int = 500
+    calib_batch: int = 8
+    method: str = "entropy"          # entropy | max
+    exclude: str = "none"            # none | auto | comma-separated node names
+    target: float = 0.05             # --exclude auto: largest relative output error accepted
+    holdout: int = 16                # --exclude auto: images held out of calibration to measure on
+    seed: int = 0
+
+
+def _load_fp32(path: Path) -> tuple[onnx.ModelProto, ModelInfo]:
+    if not path.is_file():
+        raise DeployError(f"{path}: file not found")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # protobuf DecodeError and friends
+        raise DeployError(f"{path}: not a readable ONNX file ({str(e).splitlines()[0][:160]})") from None
+    info = ModelInfo.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))
+    if info.precision != "fp32":
+        raise DeployError(f"{path}: is already {info.precision}; quantize the FP32 export")
+    return model, info
+
+
+def check(s: QuantizeSettings) -> None:
+    if s.precision not in PRECISIONS:
+        raise DeployError(f"--precision must be one of {', '.join(PRECISIONS)}, got {s.precision}")
+    if s.precision == "int8" and s.calib_dir is None:
+        raise DeployError("--precision int8 needs --calib-dir (a folder of representative images)")
+    if s.method not in METHODS:
+        raise DeployError(f"--method must be one of {', '.join(METHODS)}, got {s.method}")
+    if not s.output.resolve().parent.is_dir():
+        raise DeployError(f"{s.output}: output folder does not exist")
+
+
+def quantize_onnx(s: QuantizeSettings) -> Path:
+    """Write s.output; returns it."""
+    check(s)
+    t0 = time.perf_counter()
+    model, info = _load_fp32(s.onnx)
+    if s.precision == "fp16":
+        logger.info(f"[1/2] converting {s.onnx.name} to strongly typed FP16 (ModelOpt AutoCast)")
+        result, kept = to_fp16(model)
+        logger.info(f"[2/2] {len(kept)} body nodes kept FP32 by policy; tail FP32 as exported")
+    else:
+        result = _int8(model, info, s)
+    write_atomic(result, s.output)
+    counts = node_counts(result)
+    logger.info(f"wrote {s.output} in {time.perf_counter() - t0:.0f}s: {sum(counts.values())} nodes "
+                f"({', '.join(f'{k} {v}' for k, v in list(counts.items())[:6])})")
+    return s.output
+
+
+def _int8(model: onnx.ModelProto, info: ModelInfo, s: QuantizeSettings) -> onnx.ModelProto:
+    assert s.calib_dir is not None
+    images = CalibrationImages(s.calib_dir, info, s.calib_images, s.calib_batch, s.seed)
+    data = images.array()
+    logger.info(f"[1/2] {len(data)} calibration images from {s.calib_dir}"
+                f"{f' ({len(images.skipped)} unreadable skipped)' if images.skipped else ''}")
+    parts = split(model)
+    meta = {"precision": "int8", "calibration_method": s.method, "calibration_images": str(len(data)),
+            "calibration_skipped": str(len(images.skipped)), "exclude": s.exclude}
+    if s.exclude == "auto":
+        from calibration.sensitivity import find_exclusions
+
+        if len(data) < 2 * s.holdout:
+            raise DeployError(f"--exclude auto needs at least {2 * s.holdout} calibration images, got {len(data)}")
+        logger.info(f"[2/2] sensitivity search on {s.holdout} held-out images (ModelOpt {s.method})")
+        report, body = find_exclusions(parts, data[:-s.holdout], data[-s.holdout:], s.method, s.target)
+        for line in report.lines():
+            logger.info(line)
+        meta.update(excluded_groups=",".join(report.excluded_groups), excluded_nodes=json.dumps(report.excluded_nodes),
+                    sensitivity=json.dumps({"target": report.target, "all_quantized_error": report.full_error,
+                                            "final_error": report.final_error, "groups": report.group_errors}))
+    else:
+        exclude = [n for n in s.exclude.split(",") if n] if s.exclude != "none" else []
+        known = {n.name for n in parts.body.graph.node}
+        unknown = [n for n in exclude if n not in known]
+        if unknown:
+            raise DeployError(f"{s.onnx}: --exclude names nodes that are not in the network: {', '.join(unknown[:3])}")
+        logger.info(f"[2/2] quantizing with ModelOpt ({s.method}), {len(exclude)} node(s) excluded")
+        body = quantize_body(parts, data, s.method, exclude)
+        meta.update(excluded_nodes=json.dumps(exclude))
+    return join(parts, body, meta)

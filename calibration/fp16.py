@@ -1,0 +1,53 @@
+"""Strongly typed FP16: weights and math in FP16 via ModelOpt AutoCast, the tail kept FP32 as is.
+
+What stays FP32 lives in FP32_OPS below, each with the reason. Inputs and outputs keep the FP32 file's
+dtypes (keep_io_types), so the runtime and the tail see the same tensors in every precision.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from calibration.graph_split import join, split
+from runtime.lazy import lazy_import
+
+# op type -> why it stays FP32 inside the network body (the tail - decoding, sigmoid, NMS - is FP32 anyway).
+FP32_OPS: dict[str, str] = {
+    "ReduceMean": "squeeze-excite global pooling sums H*W activations; FP16 accumulation loses digits at "
+                  "large inputs (D7 at 1536 averages 2,304 values per channel in P7 and 147,456 at the stem)",
+    "Exp": "box decoding: exp(th) overflows FP16 (max 65504) for regressions above ~11",
+    "Softmax": "not in EfficientDet today; listed so a future head cannot silently drop to FP16",
+}
+# op type -> why AutoCast's range check must not keep it FP32: TF 'SAME' max-pool padding uses -inf,
+# which FP16 represents exactly, and max pooling cannot overflow.
+FP16_SAFE_OPS: dict[str, str] = {
+    "Pad": "pads with -inf before max pooling: exact in FP16",
+    "MaxPool": "a max of FP16 values is an FP16 value",
+}
+
+
+def to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """FP32 exported model -> (strongly typed FP16 model, names of body nodes left in FP32)."""
+    autocast = lazy_import("modelopt.onnx.autocast", "'nvidia-modelopt[onnx]'")
+    logging.getLogger("modelopt").setLevel(logging.WARNING)
+    parts = split(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        body_path = Path(tmp) / "body.onnx"
+        onnx.save(parts.body, str(body_path))
+        body = autocast.convert_to_mixed_precision(
+            str(body_path), low_precision_type="fp16", op_types_to_exclude=list(FP32_OPS),
+            op_types_to_include=list(FP16_SAFE_OPS), keep_io_types=True, providers=["cpu"])
+    kept = _fp32_nodes(body)
+    return join(parts, body, {"precision": "fp16", "fp32_ops": ",".join(FP32_OPS),
+                              "fp32_nodes": str(len(kept))}), kept
+
+
+def _fp32_nodes(model: onnx.ModelProto) -> list[str]:
+    """Body nodes whose first output is FP32 after conversion (excluding the Casts AutoCast inserted)."""
+    types = {v.name: v.type.tensor_type.elem_type for v in
+             list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)}
+    return [n.name for n in model.graph.node if n.op_type != "Cast" and n.output
+            and types.get(n.output[0]) == onnx.TensorProto.FLOAT]

@@ -1,0 +1,193 @@
+"""A synthetic detection dataset: coloured shapes on textured, noisy backgrounds, deterministic per seed.
+
+Why: no pretrained weights can be downloaded here, yet FP16/INT8 and the demo need a detector whose
+detections mean something. Image i of seed s is drawn from `np.random.default_rng([s, i])`, so any
+single image can be regenerated alone and the set does not depend on how many images are asked for.
+Boxes are the tight xyxy bounds of the drawn shape in pixels (exclusive right/bottom edge, COCO style).
+Numpy + Pillow only: the runtime, the trainer and the tests share it.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from effdet.config import SHAPES_CLASSES as CLASS_NAMES
+from runtime.boxes import box_iou
+from runtime.errors import DeployError
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    """What a generated image looks like; the defaults are what `shapes_d0` was trained on."""
+
+    height: int = 256
+    width: int = 256
+    min_objects: int = 1
+    max_objects: int = 6
+    min_size: float = 20.0      # shape extent in pixels (circumscribed diameter)
+    max_size: float = 100.0
+    max_overlap: float = 0.15   # IoU above which a new shape is re-drawn elsewhere
+    noise: float = 8.0          # std of per-pixel Gaussian noise, 0-255 scale
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: np.ndarray    # [H, W, 3] uint8 RGB
+    boxes: np.ndarray    # [K, 4] float32 xyxy pixels
+    classes: np.ndarray  # [K] int64, 0-based index into CLASS_NAMES
+
+
+def _unit_outline(name: str) -> np.ndarray:
+    """Polygon vertices of a shape inside the unit circle, [V, 2] (x, y)."""
+    def ring(n: int, radius: float = 1.0, phase: float = 0.0) -> np.ndarray:
+        a = phase + np.arange(n) * 2 * math.pi / n
+        return np.stack([radius * np.cos(a), radius * np.sin(a)], axis=1)
+
+    if name == "circle":
+        return ring(64)
+    if name == "square":
+        return ring(4, phase=math.pi / 4)
+    if name == "triangle":
+        return ring(3, phase=-math.pi / 2)
+    if name == "hexagon":
+        return ring(6)
+    if name == "star":
+        outer, inner = ring(5, 1.0, -math.pi / 2), ring(5, 0.42, -math.pi / 2 + math.pi / 5)
+        return np.stack([outer, inner], axis=1).reshape(-1, 2)
+    if name == "cross":
+        t = 0.33
+        pts = [(t, 1), (t, t), (1, t), (1, -t), (t, -t), (t, -1), (-t, -1), (-t, -t), (-1, -t), (-1, t), (-t, t),
+               (-t, 1)]
+        return np.asarray(pts, dtype=np.float64) / math.hypot(1, t)
+    raise ValueError(name)
+
+
+OUTLINES = {name: _unit_outline(name) for name in CLASS_NAMES}
+
+
+def _background(rng: np.random.Generator, spec: SynthSpec) -> np.ndarray:
+    """A smooth colour gradient, faint stripes and blotches: texture a detector must learn to ignore."""
+    h, w = spec.height, spec.width
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    c0, c1 = rng.uniform(30, 225, 3), rng.uniform(30, 225, 3)
+    angle = rng.uniform(0, 2 * math.pi)
+    t = ((xx * math.cos(angle) + yy * math.sin(angle)) / max(h, w) + 1) / 2
+    img = c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]
+    freq, phase, amp = rng.uniform(0.02, 0.15), rng.uniform(0, 2 * math.pi), rng.uniform(0, 25)
+    a2 = rng.uniform(0, math.pi)
+    img += amp * np.sin(freq * (xx * math.cos(a2) + yy * math.sin(a2)) + phase)[..., None]
+    return img
+
+
+def _blotches(rng: np.random.Generator, spec: SynthSpec, draw: ImageDraw.ImageDraw) -> None:
+    """Elongated ellipses (axis ratio >= 2.5) as distractors: shape-like, but never one of the classes."""
+    a = np.linspace(0, 2 * math.pi, 48, endpoint=False)
+    for _ in range(rng.integers(0, 6)):
+        rx = rng.uniform(8, 40)
+        ry = rx / rng.uniform(2.5, 5)
+        rot = rng.uniform(0, math.pi)
+        x, y = rx * np.cos(a), ry * np.sin(a)
+        cx, cy = rng.uniform(0, spec.width), rng.uniform(0, spec.height)
+        pts = [(float(cx + xi * math.cos(rot) - yi * math.sin(rot)), float(cy + xi * math.sin(rot) + yi * math.cos(rot)))
+               for xi, yi in zip(x, y)]
+        draw.polygon(pts, fill=tuple(int(v) for v in rng.uniform(30, 225, 3)))
+
+
+def _place(rng: np.random.Generator, spec: SynthSpec, taken: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(class index, polygon [V,2]) of a new shape that overlaps earlier ones little, or None."""
+    for _ in range(20):
+        cls = int(rng.integers(len(CLASS_NAMES)))
+        size = math.exp(rng.uniform(math.log(spec.min_size), math.log(spec.max_size)))
+        aspect = rng.uniform(0.75, 1.33) if CLASS_NAMES[cls] != "circle" else 1.0
+        rot = rng.uniform(0, 2 * math.pi)
+        pts = OUTLINES[CLASS_NAMES[cls]] * np.array([aspect, 1 / aspect]) * size / 2
+        pts = pts @ np.array([[math.cos(rot), math.sin(rot)], [-math.sin(rot), math.cos(rot)]])
+        lo, hi = pts.min(0), pts.max(0)
+        cx = rng.uniform(-lo[0], spec.width - hi[0]) if spec.width > hi[0] - lo[0] else spec.width / 2
+        cy = rng.uniform(-lo[1], spec.height - hi[1]) if spec.height > hi[1] - lo[1] else spec.height / 2
+        pts = pts + np.array([cx, cy])
+        box = np.concatenate([pts.min(0), pts.max(0)])[None]
+        if not taken or box_iou(box, np.stack(taken)).max() <= spec.max_overlap:
+            return np.asarray([cls]), pts
+    return None
+
+
+def _contrasting_colour(rng: np.random.Generator, under: np.ndarray) -> tuple[int, int, int]:
+    for _ in range(50):
+        colour = rng.uniform(0, 255, 3)
+        if np.abs(colour - under).sum() > 150:
+            break
+    return int(colour[0]), int(colour[1]), int(colour[2])
+
+
+def render(seed: int, index: int, spec: SynthSpec = SynthSpec()) -> Sample:
+    """Image `index` of the set made from `seed`: the same pixels and boxes on every machine."""
+    rng = np.random.default_rng([seed, index])
+    canvas = Image.fromarray(np.clip(_background(rng, spec), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    _blotches(rng, spec, draw)
+    boxes: list[np.ndarray] = []
+    classes: list[int] = []
+    for _ in range(int(rng.integers(spec.min_objects, spec.max_objects + 1))):
+        placed = _place(rng, spec, boxes)
+        if placed is None:
+            continue
+        cls, pts = placed
+        under = np.asarray(canvas, dtype=np.float32)[int(np.clip(pts[:, 1].mean(), 0, spec.height - 1)),
+                                                      int(np.clip(pts[:, 0].mean(), 0, spec.width - 1))]
+        draw.polygon([(float(x), float(y)) for x, y in pts], fill=_contrasting_colour(rng, under))
+        boxes.append(np.concatenate([pts.min(0), pts.max(0)]))
+        classes.append(int(cls[0]))
+    canvas = canvas.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0, 0.8))))
+    pixels = np.asarray(canvas, dtype=np.float32) + rng.normal(0, spec.noise, (spec.height, spec.width, 3))
+    image = np.clip(pixels, 0, 255).astype(np.uint8)
+    limits = np.array([0, 0, spec.width, spec.height], dtype=np.float32)
+    box_arr = np.clip(np.asarray(boxes, np.float32).reshape(-1, 4), 0, limits[[2, 3, 2, 3]])
+    return Sample(image, box_arr, np.asarray(classes, np.int64))
+
+
+def coco_categories() -> list[dict[str, object]]:
+    """COCO categories: category_id = class index + 1 (COCO ids start at 1; the model's classes at 0)."""
+    return [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(CLASS_NAMES)]
+
+
+def coco_dataset(seed: int, images: int, spec: SynthSpec = SynthSpec(), progress: bool = False
+                 ) -> tuple[list[np.ndarray], dict[str, list[dict[str, object]]]]:
+    """`images` rendered images and their COCO annotation dict (image ids 1..n, category = class + 1)."""
+    if images < 1:
+        raise DeployError(f"--images must be at least 1, got {images}")
+    pixels: list[np.ndarray] = []
+    coco: dict[str, list[dict[str, object]]] = {"images": [], "annotations": [], "categories": coco_categories()}
+    for i in range(images):
+        sample = render(seed, i, spec)
+        pixels.append(sample.image)
+        coco["images"].append({"id": i + 1, "file_name": f"{seed}_{i:06d}.png", "height": spec.height,
+                               "width": spec.width})
+        for box, cls in zip(sample.boxes, sample.classes):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i + 1,
+                                        "category_id": int(cls) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                        "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+        if progress and ((i + 1) % 100 == 0 or i + 1 == images):
+            print(f"\rsynth: {i + 1}/{images} images", end="\n" if i + 1 == images else "", flush=True)
+    return pixels, coco
+
+
+def write_dataset(output: str | Path, images: int, seed: int, spec: SynthSpec = SynthSpec(),
+                  progress: bool = True) -> Path:
+    """Write PNGs to OUTPUT/images and COCO annotations to OUTPUT/annotations.json (returned)."""
+    pixels, coco = coco_dataset(seed, images, spec, progress)
+    out = Path(output)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    for image, info in zip(pixels, coco["images"]):
+        Image.fromarray(image).save(out / "images" / str(info["file_name"]))
+    target = out / "annotations.json"
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(coco))
+    tmp.replace(target)
+    return target

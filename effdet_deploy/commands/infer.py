@@ -1,0 +1,51 @@
+"""`infer`: images -> one PNG per image with boxes drawn + one COCO-results JSON for all."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help=".onnx, .engine/.plan, a checkpoint (.pth) or shapes_d0")
+    p.add_argument("--input", required=True, help="an image or a folder of images")
+    p.add_argument("--output", required=True)
+    p.add_argument("--backend", default=None, choices=("onnxruntime", "tensorrt", "torch"))
+    p.add_argument("--device", default=None, help="cpu, cuda, tensorrt (ORT providers) or cuda:N")
+    p.add_argument("--arch", default=None, help="architecture of a .pth checkpoint, e.g. tf_efficientdet_d0")
+    p.add_argument("--score-threshold", type=float, default=0.3)
+
+
+def run(args: argparse.Namespace) -> int:
+    from runtime.coco_eval import to_coco_results
+    from runtime.detector import Detector
+    from runtime.draw import draw_detections
+    from runtime.image_io import list_images, read_image
+
+    files = list_images(args.input)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    options = {"model": args.arch} if args.arch else {}
+    results = []
+    with Detector(args.model, backend=args.backend, device=args.device, score_threshold=args.score_threshold,
+                  **options) as det:
+        names = det.info.class_names
+        backend = det.backend.describe()
+        identity = list(range(det.info.num_classes))
+        for i, path in enumerate(files, start=1):
+            image = read_image(path)
+            found = det.detect(image)
+            target = out / f"{path.stem}.png"
+            tmp = target.with_name(target.name + ".tmp.png")
+            draw_detections(image, found, names).save(tmp)
+            tmp.replace(target)
+            for r in to_coco_results(i, found, identity):
+                results.append({**r, "file_name": path.name})
+            labels = ", ".join(sorted({names[c] if c < len(names) else str(c) for c in found.classes.tolist()}))
+            print(f"[{i}/{len(files)}] {path.name}: {len(found)} detections{' (' + labels + ')' if labels else ''}")
+    target = out / "detections.json"
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(target)
+    print(f"wrote {len(files)} images and {target} ({backend})")
+    return 0

@@ -1,0 +1,29 @@
+"""`train`: train an EfficientDet on synthetic shapes (CPU-practical); how `shapes_d0` was made."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from effdet.train_settings import TrainSettings
+
+    for f in fields(TrainSettings):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            p.add_argument(flag, type=kind, default=f.default, help=f"default {f.default}")
+    p.add_argument("--output", required=True, help="folder for last.pth (written every --checkpoint-every steps)")
+    p.add_argument("--resume", default=None, help="a last.pth to continue from")
+
+
+def run(args: argparse.Namespace) -> int:
+    from effdet.train import train
+    from effdet.train_settings import TrainSettings
+
+    settings = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
+    path = train(settings, args.output, args.resume)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,76 @@
+"""PyTorch backend: an effdet checkpoint (or a shipped model name) run eagerly, with the same numpy
+decoding and EfficientNMS reference as the exported graph. Imports effdet/torch lazily, only here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.backends.base import Backend
+from runtime.errors import DeployError
+from runtime.model_info import ModelInfo
+
+
+class TorchBackend(Backend):
+    """`path` is a checkpoint (needs `model`, or a training checkpoint that names it) or a shipped model
+    name such as "shapes_d0". Input: NHWC uint8 batches in network-input size."""
+
+    name = "torch"
+
+    def __init__(self, path: str | Path, device: str | None = None, model: str | None = None,
+                 image_size: int | tuple[int, int] | None = None) -> None:
+        self.model_name, self.image_size = model, image_size
+        super().__init__(path, device)
+
+    def open(self) -> ModelInfo:
+        import torch
+
+        from effdet import create_model
+        source = str(self.path)
+        if has_shipped_weights(source) and not self.path.is_file():
+            self.model = create_model(source, pretrained=True, image_size=self.image_size)
+        else:
+            name = self.model_name or _training_model_name(self.path)
+            self.model = create_model(name, checkpoint=self.path, image_size=self.image_size)
+        self.torch_device = torch.device(self.device or "cpu")
+        self.model.to(self.torch_device)
+        c = self.model.config
+        return ModelInfo(model=c.name, image_size=c.image_size, mean=c.mean, std=c.std, num_classes=c.num_classes,
+                         class_names=c.class_names, input_layout="nhwc", input_dtype="uint8", nms="none",
+                         batch=(1, 1 << 30), precision="fp32")
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        from effdet.predict import model_anchors
+        from runtime.boxes import decode_boxes
+
+        c = self.model.config
+        x = (batch.astype(np.float32) - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
+        with torch.no_grad():
+            cls, box = self.model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.torch_device))
+        anchors = model_anchors(self.model, batch.shape[1:3])
+        return {"boxes": decode_boxes(box.float().cpu().numpy(), anchors),
+                "scores": torch.sigmoid(cls.float()).cpu().numpy()}
+
+
+def has_shipped_weights(name: str) -> bool:
+    """Whether `name` is a model that ships trained weights (effdet.pretrained; needs torch installed)."""
+    try:
+        from effdet.pretrained import has_pretrained
+    except ImportError:
+        return False
+    return has_pretrained(name)
+
+
+def _training_model_name(path: Path) -> str:
+    """The architecture a checkpoint was trained as, when our trainer wrote it; else ask for `model=`."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # read_state_dict gives the precise error below
+        ckpt = None
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("settings"), dict) and "model" in ckpt["settings"]:
+        return str(ckpt["settings"]["model"])
+    raise DeployError(f"{path}: say which architecture this checkpoint is (model=..., e.g. tf_efficientdet_d0)")

@@ -1,0 +1,78 @@
+"""COCO detection metrics (pycocotools) for Detections, with an explicit class-id mapping.
+
+Model classes are 0-based; COCO category ids are whatever the annotation file says (1..80 with gaps for
+COCO itself, 1..6 for the shapes set). `category_ids[c]` is the dataset id of model class c.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from runtime.errors import DeployError
+from runtime.lazy import lazy_import
+from runtime.result import Detections
+
+METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+def load_annotations(path: str | Path) -> dict[str, Any]:
+    """A COCO annotation file as a dict; DeployError naming the file when it is not one."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DeployError(f"{path}: not a readable JSON file ({e})") from None
+    if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations", "categories")):
+        raise DeployError(f"{path}: not COCO format (needs images, annotations, categories)")
+    return data
+
+
+def category_mapping(coco: dict[str, Any]) -> list[int]:
+    """Model class c -> dataset category id: the categories sorted by id (COCO's own convention)."""
+    return sorted(int(c["id"]) for c in coco["categories"])
+
+
+def to_coco_results(image_id: int, det: Detections, category_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """One image's detections in COCO results format (bbox = x, y, w, h in original pixels)."""
+    out = []
+    for box, score, cls in zip(det.boxes, det.scores, det.classes):
+        if not 0 <= int(cls) < len(category_ids):
+            raise DeployError(f"model class {int(cls)} has no dataset category (the dataset has {len(category_ids)})")
+        x1, y1, x2, y2 = (float(v) for v in box)
+        out.append({"image_id": int(image_id), "category_id": int(category_ids[int(cls)]),
+                    "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+                    "score": round(float(score), 5)})
+    return out
+
+
+def coco_map(coco: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, float]:
+    """COCO AP / AP50 / AP75 / APs / APm / APl (bbox) of `results` against the annotation dict."""
+    coco_mod = lazy_import("pycocotools.coco", "pycocotools")
+    eval_mod = lazy_import("pycocotools.cocoeval", "pycocotools")
+    if not results:
+        return {k: 0.0 for k in METRICS}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = coco_mod.COCO()
+        gt.dataset = {**coco, "annotations": [{**a, "id": i + 1} for i, a in enumerate(coco["annotations"])]}
+        gt.createIndex()
+        dt = gt.loadRes(results)
+        ev = eval_mod.COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {k: float(max(v, 0.0)) for k, v in zip(METRICS, ev.stats[:6])}
+
+
+def evaluate_detector(detect: Any, images: Sequence[Any], coco: dict[str, Any], batch: int = 8) -> dict[str, float]:
+    """COCO metrics of `detect(list of HxWx3 uint8) -> list[Detections]` on images listed in coco order."""
+    ids = [int(im["id"]) for im in coco["images"]]
+    categories = category_mapping(coco)
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(images), batch):
+        chunk = list(images[start:start + batch])
+        for image_id, det in zip(ids[start:start + batch], detect(chunk)):
+            results.extend(to_coco_results(image_id, det, categories))
+    return coco_map(coco, results)

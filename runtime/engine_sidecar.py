@@ -1,0 +1,69 @@
+"""The JSON sidecar written next to every engine (`model.engine` -> `model.engine.json`).
+
+A TensorRT plan only loads on the TensorRT version and GPU it was built for; loading it elsewhere
+crashes or fails with an opaque message. The sidecar records what the engine needs, so the runtime can
+refuse with one clear line naming both sides, and detect truncated or replaced files by size/hash.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import DeployError
+from runtime.trt_compat import version_tuple
+
+
+def sidecar_path(engine: str | Path) -> Path:
+    return Path(str(engine) + ".json")
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_sidecar(engine: Path, info: dict[str, Any]) -> Path:
+    """Write ENGINE.json atomically with the engine's size and sha256 added."""
+    data = {**info, "engine_bytes": engine.stat().st_size, "engine_sha256": file_digest(engine)}
+    target = sidecar_path(engine)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(target)
+    return target
+
+
+def read_sidecar(engine: Path) -> dict[str, Any] | None:
+    path = sidecar_path(engine)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as e:
+        raise DeployError(f"{path}: unreadable engine sidecar ({e})") from None
+    return data if isinstance(data, dict) else None
+
+
+def check_engine(engine: Path, sidecar: dict[str, Any], trt_version: str, gpu_name: str,
+                 compute_capability: str) -> None:
+    """Refuse an engine that cannot load here: truncated/replaced, other TensorRT, other GPU."""
+    size = engine.stat().st_size
+    if "engine_bytes" in sidecar and size != sidecar["engine_bytes"]:
+        raise DeployError(f"{engine}: {size} bytes but built as {sidecar['engine_bytes']}: truncated or replaced")
+    built = str(sidecar.get("tensorrt_version", "?"))
+    if sidecar.get("version_compatible"):
+        ok = built != "?" and version_tuple(built)[0] == version_tuple(trt_version)[0] \
+            and version_tuple(trt_version) >= version_tuple(built)
+    else:
+        ok = built == trt_version
+    if not ok:
+        raise DeployError(f"{engine}: built with TensorRT {built}, this is TensorRT {trt_version}; "
+                          "rebuild it here (effdet-deploy build) or build with --version-compatible")
+    built_cc = str(sidecar.get("compute_capability", "?"))
+    if built_cc != compute_capability and not sidecar.get("hardware_compatible"):
+        raise DeployError(f"{engine}: built for {sidecar.get('gpu_name', '?')} (sm {built_cc}), this GPU is "
+                          f"{gpu_name} (sm {compute_capability}); rebuild it on this GPU")

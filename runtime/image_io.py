@@ -1,0 +1,48 @@
+"""Reading images from disk into HxWx3 uint8 RGB: the one reader behind infer, eval and calibration.
+
+Grayscale, palette, CMYK and RGBA images are converted (alpha dropped); 16-bit images are scaled to 8
+bits; EXIF orientation is applied. Unreadable files raise DeployError naming the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from runtime.errors import DeployError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """One image file -> HxWx3 uint8 RGB."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
+                im = Image.fromarray(np.clip(arr * (255.0 / peak), 0, 255).astype(np.uint8))
+            elif im.mode == "F":
+                im = Image.fromarray(np.clip(np.asarray(im), 0, 255).astype(np.uint8))
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise DeployError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DeployError(f"{path}: not a readable image ({str(e).splitlines()[0][:120]})") from None
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files (by suffix) directly in or below `folder`, sorted; DeployError if none or no folder."""
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise DeployError(f"{folder}: no such file or folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DeployError(f"{folder}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+    return files
