@@ -10,8 +10,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[export,int8,test]'
-	$(PY) -m pip install -q 'cuda-python>=12' pycocotools
+	$(PY) -m pip install -q -e '.[export,int8,tools,test]' 'cuda-python>=12'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,6 +30,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eager.py
 	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/bench_precision.py
 
 clean:
 	rm -rf $(VENV) demo-output build

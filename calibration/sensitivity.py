@@ -100,8 +100,9 @@ class SensitivityReport:
 
 
 def find_exclusions(parts: SplitGraph, calib: np.ndarray, holdout: np.ndarray, method: str, target: float,
-                    max_groups: int = 6) -> tuple[SensitivityReport, onnx.ModelProto]:
-    """Greedy search; returns the report and the final quantized body."""
+                    max_groups: int = 6, candidates: list[str] | None = None
+                    ) -> tuple[SensitivityReport, onnx.ModelProto]:
+    """Greedy search over the groups (or only `candidates`); returns the report and the final body."""
     reference = detections_of(parts, parts.body, holdout)
     full = quantize_body(parts, calib, method, [])
     report = SensitivityReport(target, error_of(parts, reference, full, holdout))
@@ -109,7 +110,8 @@ def find_exclusions(parts: SplitGraph, calib: np.ndarray, holdout: np.ndarray, m
     report.final_error = report.full_error
     if report.full_error <= target:
         return report, full
-    groups = {g: names for g, names in groups_of(parts.body).items() if g != "other"}
+    groups = {g: names for g, names in groups_of(parts.body).items()
+              if g != "other" and (candidates is None or g in candidates)}
     for i, (group, names) in enumerate(groups.items(), start=1):
         alone = quantize_body(parts, calib, method, [], only=names)
         report.group_errors[group] = error_of(parts, reference, alone, holdout)

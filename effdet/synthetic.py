@@ -191,3 +191,15 @@ def write_dataset(output: str | Path, images: int, seed: int, spec: SynthSpec = 
     tmp.write_text(json.dumps(coco))
     tmp.replace(target)
     return target
+
+
+VALIDATION_SEED = 1  # training uses seed 0 (effdet-deploy train --seed); validation images never overlap
+
+
+def evaluate_on_synthetic(detect: object, images: int, seed: int = VALIDATION_SEED, spec: SynthSpec = SynthSpec(),
+                          batch: int = 8) -> dict[str, float]:
+    """COCO metrics of `detect(list of images) -> list[Detections]` on freshly generated images."""
+    from runtime.coco_eval import evaluate_detector
+
+    pixels, coco = coco_dataset(seed, images, spec)
+    return evaluate_detector(detect, pixels, coco, batch)

@@ -10,7 +10,7 @@ class TrainSettings:
 
     model: str = "tf_efficientdet_d0"
     image_size: int = 256
-    steps: int = 4000
+    steps: int = 1500
     batch: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-2

@@ -12,11 +12,16 @@ from runtime.errors import DeployError
 # name -> (module under effdet_deploy.commands, one-line help). Modules load lazily, so `--help` and
 # runtime-only commands never import torch.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("demo", "build D0, detect on the bundled image, print detections and timing"),
+    "demo": ("demo", "the whole pipeline on the shipped shapes_d0 detector, with pictures and a report"),
     "export": ("export", "weights -> ONNX (preprocessing, decoding, NMS in the graph)"),
     "quantize": ("quantize", "FP32 ONNX -> strongly typed FP16 or Q/DQ INT8 ONNX (ModelOpt)"),
     "build": ("build", "ONNX -> TensorRT engine + sidecar (trtexec-like flags)"),
     "infer": ("infer", "images -> PNGs with boxes + COCO-results JSON, on any backend"),
+    "compare": ("compare", "parity of ONNX/engines against a reference: PASS/FAIL per target"),
+    "bench": ("bench", "trtexec-style latency and throughput on a backend"),
+    "eval": ("eval", "COCO mAP of a model file on a COCO-format dataset"),
+    "triton": ("triton", "Triton model repository for an ONNX file or engine"),
+    "pipeline": ("pipeline", "export + FP16/INT8 + engines + compare + bench + eval -> report.md"),
     "synth": ("synth", "write a synthetic shapes dataset (images + COCO annotations)"),
     "train": ("train", "train an EfficientDet on synthetic shapes (CPU-practical)"),
 }
@@ -36,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    # progress on stdout; stderr carries only the one-line error (and third-party warnings)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stdout)
     if not args.command:
         parser.print_help()
         return 2

@@ -76,3 +76,33 @@ def evaluate_detector(detect: Any, images: Sequence[Any], coco: dict[str, Any], 
         for image_id, det in zip(ids[start:start + batch], detect(chunk)):
             results.extend(to_coco_results(image_id, det, categories))
     return coco_map(coco, results)
+
+
+def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path: Path, backend: str | None = None,
+                   device: str | None = None, options: dict[str, Any] | None = None, batch: int = 8
+                   ) -> dict[str, float]:
+    """Run a model file over a COCO dataset on disk (with progress), write COCO results, return metrics."""
+    from runtime.detector import Detector
+    from runtime.image_io import read_image
+
+    coco = load_annotations(annotations)
+    categories = category_mapping(coco)
+    names = {int(c["id"]): c.get("name", "") for c in coco["categories"]}
+    results: list[dict[str, Any]] = []
+    with Detector(model, backend=backend, device=device, **(options or {})) as det:
+        if det.info.num_classes != len(categories):
+            print(f"note: model has {det.info.num_classes} classes, dataset {len(categories)} categories")
+        print("class mapping: " + ", ".join(f"{c}->{cid} ({names[cid]})" for c, cid in enumerate(categories[:8]))
+              + (" ..." if len(categories) > 8 else ""))
+        entries = coco["images"]
+        for start in range(0, len(entries), batch):
+            chunk = entries[start:start + batch]
+            found = det.detect([read_image(images_dir / str(e["file_name"])) for e in chunk])
+            for entry, d in zip(chunk, found):
+                results.extend(to_coco_results(int(entry["id"]), d, categories))
+            done = min(start + batch, len(entries))
+            print(f"\reval: {done}/{len(entries)} images", end="\n" if done == len(entries) else "", flush=True)
+    tmp = results_path.with_name(results_path.name + ".tmp")
+    tmp.write_text(json.dumps(results))
+    tmp.replace(results_path)
+    return coco_map(coco, results)

@@ -71,7 +71,7 @@ class Detector:
         self.backend = load_backend(name, path, device, **backend_options)
         self.info: ModelInfo = self.backend.info
         self.score_threshold = score_threshold
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {}   # seconds per phase of the last detect() call
         self._lock = threading.Lock()
 
     def __enter__(self) -> "Detector":
@@ -91,8 +91,11 @@ class Detector:
             raise DeployError("detect() got an empty list of images")
         results: list[Detections] = []
         lo, hi = self.info.batch
+        totals = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         for start in range(0, len(batch_list), hi):
             results.extend(self._detect_chunk(batch_list[start:start + hi], lo))
+            totals = {k: totals[k] + self.timings[k] for k in totals}
+        self.timings = totals
         return results[0] if single else results
 
     def _detect_chunk(self, images: list[np.ndarray], min_batch: int) -> list[Detections]:

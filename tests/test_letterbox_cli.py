@@ -23,12 +23,10 @@ def test_bad_images(bad):
         letterbox(bad, (64, 64), (0, 0, 0))
 
 
-def test_cli_help_and_demo(tmp_path):
+def test_cli_help_and_demo_bad_model(tmp_path):
+    """The demo itself is the pipeline (tested end to end in test_tools.py); here: help and bad input."""
     out = subprocess.run([sys.executable, "-m", "effdet_deploy", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "demo" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "effdet_deploy", "demo", "--output", str(tmp_path)],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert "ms/image" in out.stdout and "3.88M params" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "effdet_deploy", "demo", "--model", "d9"], capture_output=True, text=True)
+    assert out.returncode == 0 and "demo" in out.stdout and "pipeline" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "effdet_deploy", "demo", "--model", "d9", "--output",
+                          str(tmp_path / "demo")], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "unknown model 'd9'" in out.stderr

@@ -1,46 +1,29 @@
-"""`demo`: the main job on a built-in default, for a first look."""
+"""`demo`: the main job on the built-in default - the shipped shapes_d0 detector through the whole
+pipeline (export, FP16, INT8, engines where TensorRT exists, parity, speed, accuracy), with pictures."""
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
-
-import numpy as np
-
-ASSET = Path(__file__).resolve().parents[2] / "assets" / "demo.jpg"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="tf_efficientdet_d0")
-    p.add_argument("--checkpoint", default=None, help="effdet state_dict (default: seeded random weights)")
-    p.add_argument("--image", default=str(ASSET))
-    p.add_argument("--output", default="demo-output")
-    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--model", default="shapes_d0")
+    p.add_argument("--output", type=Path, default=Path("demo-output"))
+    p.add_argument("--eval-images", type=int, default=100)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    from PIL import Image
+    from effdet_deploy.pipeline import PipelineSettings, run_pipeline
 
-    from effdet import create_model
-    from effdet.predict import detect
-    from runtime.nms import NMSParams
-
-    torch.manual_seed(0)
-    t0 = time.perf_counter()
-    model = create_model(args.model, checkpoint=args.checkpoint)
-    print(f"built {model.config.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params) "
-          f"in {time.perf_counter() - t0:.2f}s{'' if args.checkpoint else ' - random weights: detections are not meaningful'}")
-    image = np.asarray(Image.open(args.image).convert("RGB"))
-    params = NMSParams(score_threshold=args.score_threshold)
-    detect(model, [image], params)  # warm-up
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        (result,) = detect(model, [image], params)
-        times.append(time.perf_counter() - t)
-    print(f"{args.image}: {image.shape[1]}x{image.shape[0]} -> {model.config.image_size[1]}x{model.config.image_size[0]}, "
-          f"{len(result)} detections, median {1000 * float(np.median(times)):.1f} ms/image (PyTorch eager, CPU)")
-    for box, score, cls in list(zip(result.boxes, result.scores, result.classes))[:10]:
-        print(f"  class {int(cls):3d}  score {score:.3f}  box {np.round(box, 1).tolist()}")
-    return 0
+    result = run_pipeline(PipelineSettings(model=args.model, output=args.output, eval_images=args.eval_images))
+    print(f"\n{'artifact':14s} {'parity':6s} {'AP':>6s} {'median ms':>10s}  backend")
+    for label, bench in result.bench.items():
+        parity = result.parity.get(label, {}).get("pass")
+        ap = result.accuracy.get(label, {}).get("AP")
+        print(f"{label:14s} {'-' if parity is None else 'PASS' if parity else 'FAIL':6s} "
+              f"{'-' if ap is None else f'{ap:.3f}':>6s} {bench['total_ms']['median']:10.1f}  {bench['backend']}")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"\nreport: {args.output / 'report.md'} (pictures: {', '.join(result.pictures[:3])}, ...)")
+    failed = [k for k, p in result.parity.items() if not p["pass"]]
+    return 1 if failed else 0

@@ -7,16 +7,19 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from effdet_deploy.tool_images import add_checkpoint_flags
+
     p.add_argument("--model", required=True, help=".onnx, .engine/.plan, a checkpoint (.pth) or shapes_d0")
     p.add_argument("--input", required=True, help="an image or a folder of images")
     p.add_argument("--output", required=True)
     p.add_argument("--backend", default=None, choices=("onnxruntime", "tensorrt", "torch"))
     p.add_argument("--device", default=None, help="cpu, cuda, tensorrt (ORT providers) or cuda:N")
-    p.add_argument("--arch", default=None, help="architecture of a .pth checkpoint, e.g. tf_efficientdet_d0")
+    add_checkpoint_flags(p)
     p.add_argument("--score-threshold", type=float, default=0.3)
 
 
 def run(args: argparse.Namespace) -> int:
+    from effdet_deploy.tool_images import checkpoint_options
     from runtime.coco_eval import to_coco_results
     from runtime.detector import Detector
     from runtime.draw import draw_detections
@@ -25,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     files = list_images(args.input)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    options = {"model": args.arch} if args.arch else {}
+    options = checkpoint_options(args)
     results = []
     with Detector(args.model, backend=args.backend, device=args.device, score_threshold=args.score_threshold,
                   **options) as det:

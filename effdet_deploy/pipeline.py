@@ -1,0 +1,238 @@
+"""`pipeline`: weights -> every artifact -> parity, speed, accuracy -> report.md + plots + summary.json.
+
+Each step is a small function over a shared `Run` record, so the report says what ran, what was
+skipped and why (no TensorRT here, no calibration images, ...). Nothing is claimed that did not run.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import DeployError
+from runtime.log import logger
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    model: str = "shapes_d0"
+    output: Path = Path("pipeline-output")
+    checkpoint: Path | None = None
+    image_size: int | None = None
+    calib_dir: Path | None = None
+    calib_images: int = 64
+    images: Path | None = None               # eval images (with --annotations)
+    annotations: Path | None = None
+    eval_images: int = 100                   # generated validation images for shapes models
+    compare_images: int = 12
+    bench_iterations: int = 10
+
+
+@dataclass
+class Run:
+    settings: PipelineSettings
+    reference: str = ""                                       # what PyTorch loads (checkpoint or shipped name)
+    artifacts: dict[str, Path] = field(default_factory=dict)  # label -> file
+    parity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bench: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    pictures: list[str] = field(default_factory=list)
+
+
+def _torch_options(run: Run) -> dict[str, Any]:
+    """How the PyTorch backend must load the reference: the architecture and the export size."""
+    options: dict[str, Any] = {"image_size": run.settings.image_size} if run.settings.image_size else {}
+    if run.reference != run.settings.model:
+        options["model"] = run.settings.model
+    return options
+
+
+def _step(run: Run, name: str, fn: Any) -> None:
+    logger.info(f"== pipeline: {name}")
+    t0 = time.perf_counter()
+    fn(run)
+    run.timings[name] = time.perf_counter() - t0
+
+
+def prepare_reference(run: Run) -> None:
+    """The PyTorch model everything is compared with: a checkpoint, shipped weights, or seeded random."""
+    from effdet.pretrained import has_pretrained
+
+    s = run.settings
+    if s.checkpoint is not None:
+        run.reference = str(s.checkpoint)
+    elif has_pretrained(s.model):
+        run.reference = s.model
+    else:
+        import torch
+
+        from effdet import create_model
+
+        torch.manual_seed(0)
+        path = s.output / "random_weights.pth"
+        torch.save(create_model(s.model, image_size=s.image_size).state_dict(), path)
+        run.reference = str(path)
+        run.notes.append(f"{s.model} has no weights given: seeded random weights ({path.name}); detections are "
+                         "not meaningful, parity still is")
+
+
+def export_artifacts(run: Run) -> None:
+    from export.onnx_export import export_onnx
+    from export.settings import ExportSettings
+
+    s = run.settings
+    ckpt = Path(run.reference) if run.reference.endswith(".pth") else None
+    for label, nms in (("fp32", "efficient"), ("fp32-onnxnms", "onnx")):
+        path = s.output / f"{s.model}.{label}.onnx"
+        run.artifacts[label] = export_onnx(ExportSettings(model=s.model, checkpoint=ckpt, output=path, nms=nms,
+                                                          image_size=s.image_size, score_threshold=0.05))
+
+
+def quantize_artifacts(run: Run) -> None:
+    from calibration.artifacts import QuantizeSettings, quantize_onnx
+
+    s = run.settings
+    fp32 = run.artifacts["fp32"]
+    run.artifacts["fp16"] = quantize_onnx(QuantizeSettings(onnx=fp32, output=s.output / f"{s.model}.fp16.onnx"))
+    calib = s.calib_dir or _synthetic_calibration(run)
+    if calib is None:
+        run.notes.append("INT8 skipped: no --calib-dir (INT8 needs representative images)")
+        return
+    run.artifacts["int8"] = quantize_onnx(QuantizeSettings(onnx=fp32, output=s.output / f"{s.model}.int8.onnx",
+                                                           precision="int8", calib_dir=calib,
+                                                           calib_images=s.calib_images))
+
+
+def _synthetic_calibration(run: Run) -> Path | None:
+    """Shapes models calibrate on generated scenes (seed 2: neither training nor validation)."""
+    from PIL import Image
+
+    from effdet.config import get_config
+    from effdet.synthetic import render
+
+    s = run.settings
+    if not get_config(s.model).name.startswith("shapes"):
+        return None
+    folder = s.output / "calibration-images"
+    folder.mkdir(exist_ok=True)
+    for i in range(s.calib_images):
+        Image.fromarray(render(2, i).image).save(folder / f"{i:04d}.png")
+    run.notes.append(f"INT8 calibrated on {s.calib_images} generated scenes (seed 2)")
+    return folder
+
+
+def build_engines(run: Run) -> None:
+    from runtime.gpu import cuda_device_count
+
+    try:
+        import tensorrt  # noqa: F401
+        available = hasattr(tensorrt, "__version__") and cuda_device_count() > 0
+    except ImportError:
+        available = False
+    if not available:
+        run.notes.append("TensorRT engines not built: TensorRT or an NVIDIA GPU is not available on this machine "
+                         "(build them with `effdet-deploy build --onnx FILE` where TensorRT is installed)")
+        return
+    from export.engine_build import BuildSettings, engine_from_onnx
+
+    for label in [k for k in ("fp32", "fp16", "int8") if k in run.artifacts]:
+        onnx = run.artifacts[label]
+        run.artifacts[f"{label}-trt"] = engine_from_onnx(BuildSettings(onnx=onnx, engine=onnx.with_suffix(".engine")))
+
+
+def compare_all(run: Run) -> None:
+    from effdet_deploy.reporting import compare_targets, side_by_side
+    from effdet_deploy.tool_images import tool_images
+
+    s = run.settings
+    _, images = tool_images(None, s.compare_images)
+    labels = list(run.artifacts)
+    results, dets = compare_targets(run.reference, [str(run.artifacts[k]) for k in labels], images,
+                                    _torch_options(run))
+    for label, result, target_dets in zip(labels, results, dets[1:]):
+        run.parity[label] = result.to_json()
+        if not result:
+            png = s.output / f"worst_{label}.png"
+            side_by_side(images[result.worst_image], dets[0][result.worst_image], target_dets[result.worst_image],
+                         ("PyTorch", label)).save(png)
+            run.pictures.append(png.name)
+
+
+def bench_all(run: Run) -> None:
+    from effdet_deploy.benchmarking import bench_model
+
+    s = run.settings
+    targets = {"pytorch": run.reference, **{k: str(v) for k, v in run.artifacts.items()}}
+    for label, path in targets.items():
+        backend = "torch" if label == "pytorch" else None
+        options = _torch_options(run) if label == "pytorch" else None
+        result, description = bench_model(path, 1, 2, s.bench_iterations, backend=backend, options=options)
+        run.bench[label] = {"backend": description, **result.to_json()}
+
+
+def evaluate_all(run: Run) -> None:
+    from effdet.config import get_config
+    from runtime.coco_eval import evaluate_files
+
+    s = run.settings
+    if s.annotations is not None and s.images is not None:
+        images, annotations = s.images, s.annotations
+    elif get_config(s.model).name.startswith("shapes"):
+        from effdet.synthetic import VALIDATION_SEED, write_dataset
+
+        annotations = write_dataset(s.output / "validation", s.eval_images, VALIDATION_SEED, progress=False)
+        images = annotations.parent / "images"
+        run.notes.append(f"accuracy on {s.eval_images} generated validation scenes (seed {VALIDATION_SEED})")
+    else:
+        run.notes.append("accuracy not measured: give --images and --annotations (COCO format)")
+        return
+    targets = {"pytorch": run.reference, **{k: str(v) for k, v in run.artifacts.items()}}
+    for label, path in targets.items():
+        backend = "torch" if label == "pytorch" else None
+        options = _torch_options(run) if label == "pytorch" else None
+        run.accuracy[label] = evaluate_files(path, images, annotations, s.output / f"results_{label}.json",
+                                             backend=backend, options=options)
+
+
+def draw_examples(run: Run) -> None:
+    """A few pictures with detections drawn (the FP32 file), and what was found printed."""
+    from effdet_deploy.tool_images import tool_images
+    from runtime.detector import Detector
+    from runtime.draw import draw_detections
+
+    names, images = tool_images(None, 5)
+    with Detector(run.artifacts["fp32"], score_threshold=0.4) as det:
+        for name, image, found in zip(names, images, det.detect(images)):
+            labels = [det.info.class_name(int(c)) for c in found.classes]
+            print(f"  {name}: {len(found)} found: {', '.join(f'{n} {s:.2f}' for n, s in zip(labels, found.scores)) or '-'}")
+            target = run.settings.output / f"detections_{Path(name).stem}.png"
+            draw_detections(image, found, det.info.class_names).save(target)
+            run.pictures.append(target.name)
+
+
+STEPS = [("reference", prepare_reference), ("export", export_artifacts), ("quantize", quantize_artifacts),
+         ("engines", build_engines), ("compare", compare_all), ("bench", bench_all), ("eval", evaluate_all),
+         ("pictures", draw_examples)]
+
+
+def run_pipeline(s: PipelineSettings) -> Run:
+    from effdet_deploy.report import write_report
+
+    if not s.output.parent.resolve().is_dir():
+        raise DeployError(f"{s.output}: parent folder does not exist")
+    s.output.mkdir(parents=True, exist_ok=True)
+    run = Run(s)
+    for name, fn in STEPS:
+        _step(run, name, fn)
+    write_report(run)
+    summary = {"settings": json.loads(json.dumps(asdict(s), default=str)), "reference": run.reference,
+               "artifacts": {k: str(v) for k, v in run.artifacts.items()}, "parity": run.parity, "bench": run.bench,
+               "accuracy": run.accuracy, "notes": run.notes, "step_seconds": run.timings}
+    tmp = s.output / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(s.output / "summary.json")
+    return run

@@ -1,0 +1,39 @@
+"""Images the tools run on when the user gives none: the bundled picture plus generated shapes scenes
+(deterministic), so compare/bench/pipeline work out of the box and offline."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.image_io import list_images, read_image
+
+ASSET = Path(__file__).resolve().parents[1] / "assets" / "demo.jpg"
+TOOL_SEED = 31
+
+
+def tool_images(folder: str | Path | None, limit: int = 16) -> tuple[list[str], list[np.ndarray]]:
+    """(names, HxWx3 uint8 images): the first `limit` images of `folder`, or the built-in set."""
+    if folder is not None:
+        files = list_images(folder)[:limit]
+        return [f.name for f in files], [read_image(f) for f in files]
+    from effdet.synthetic import render
+
+    count = max(0, limit - 1)
+    return (["demo.jpg"] + [f"shapes_{TOOL_SEED}_{i}.png" for i in range(count)],
+            [read_image(ASSET)] + [render(TOOL_SEED, i).image for i in range(count)])
+
+
+def add_checkpoint_flags(p: object) -> None:
+    """--arch / --image-size: how to build the network for a .pth checkpoint (other files say it themselves)."""
+    p.add_argument("--arch", default=None, help="architecture of a .pth checkpoint, e.g. tf_efficientdet_d0")  # type: ignore[attr-defined]
+    p.add_argument("--image-size", default=None, help="input size for a .pth checkpoint (N or H,W)")  # type: ignore[attr-defined]
+
+
+def checkpoint_options(args: object) -> dict[str, object]:
+    options: dict[str, object] = {}
+    if getattr(args, "arch", None):
+        options["model"] = args.arch  # type: ignore[attr-defined]
+    if getattr(args, "image_size", None):
+        options["image_size"] = args.image_size  # type: ignore[attr-defined]
+    return options

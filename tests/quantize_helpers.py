@@ -1,0 +1,35 @@
+"""The shipped shapes_d0 detector exported as FP32 and quantized to FP16 and INT8, once per test session:
+a model whose detections mean something, so precision parity is judged on real detections."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from calibration.artifacts import QuantizeSettings, quantize_onnx
+from effdet.synthetic import render
+from export.onnx_export import export_onnx
+from export.settings import ExportSettings
+
+CALIB_SEED, HOLDOUT_SEED = 21, 22     # neither is the training (0) or validation (1) seed
+_CACHE: dict[str, dict[str, Path]] = {}
+
+
+def calibration_folder(folder: Path, count: int = 32) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(render(CALIB_SEED, i).image).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def shapes_files(tmp: Path) -> dict[str, Path]:
+    """{'fp32': ..., 'fp16': ..., 'int8': ...} for shapes_d0 at 256 with plugin NMS (cached per session)."""
+    if "files" in _CACHE:
+        return _CACHE["files"]
+    fp32 = export_onnx(ExportSettings(model="shapes_d0", output=tmp / "shapes.fp32.onnx", score_threshold=0.05))
+    fp16 = quantize_onnx(QuantizeSettings(onnx=fp32, output=tmp / "shapes.fp16.onnx", precision="fp16"))
+    calib = calibration_folder(tmp / "calib")
+    int8 = quantize_onnx(QuantizeSettings(onnx=fp32, output=tmp / "shapes.int8.onnx", precision="int8",
+                                          calib_dir=calib, calib_images=32))
+    _CACHE["files"] = {"fp32": fp32, "fp16": fp16, "int8": int8, "calib": calib}
+    return _CACHE["files"]

@@ -1,0 +1,130 @@
+"""FP16 and INT8 files, run on CPU with ONNX Runtime, against the FP32 file of the trained shapes_d0.
+
+Tolerances (one place): FP16 - scores <= 1e-2 abs, boxes <= 0.5 px, same detections; INT8 - detection
+F1 at IoU 0.5 (same class, score >= 0.3) against the FP32 detections on held-out images >= 0.9.
+"""
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from calibration.graph_split import split
+from calibration.int8 import quantize_body
+from calibration.sensitivity import detections_of, find_exclusions, node_group
+from effdet.synthetic import render
+from quantize_helpers import HOLDOUT_SEED, shapes_files
+from runtime.agreement import agreement
+from runtime.detector import Detector
+from runtime.errors import DeployError
+from runtime.image_io import read_image
+from runtime.letterbox import letterbox
+from runtime.preprocess import prepare_batch
+
+FP16_SCORE, FP16_BOX, INT8_F1 = 1e-2, 0.5, 0.9
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return shapes_files(tmp_path_factory.mktemp("quantize"))
+
+
+@pytest.fixture(scope="module")
+def holdout():
+    return [render(HOLDOUT_SEED, i).image for i in range(16)]
+
+
+def test_fp16_matches_fp32(files, holdout):
+    fp32, fp16 = Detector(files["fp32"], score_threshold=0.3), Detector(files["fp16"], score_threshold=0.3)
+    images = holdout[:6] + [read_image("assets/demo.jpg")]
+    worst_score = worst_box = 0.0
+    for ref, got in zip(fp32.detect(images), fp16.detect(images)):
+        result = agreement([ref], [got])
+        assert result.f1 == 1.0
+        worst_score = max(worst_score, result.max_score_delta)
+        if len(ref):
+            order_r, order_g = np.lexsort((ref.boxes[:, 0], ref.classes)), np.lexsort((got.boxes[:, 0], got.classes))
+            worst_box = max(worst_box, float(np.abs(ref.boxes[order_r] - got.boxes[order_g]).max()))
+    print(f"FP16 vs FP32: max score delta {worst_score:.2e}, max box delta {worst_box:.3f} px")
+    assert worst_score <= FP16_SCORE and worst_box <= FP16_BOX
+
+
+def test_int8_agrees_with_fp32_on_held_out_images(files, holdout):
+    ref = Detector(files["fp32"]).detect(holdout)
+    got = Detector(files["int8"]).detect(holdout)
+    result = agreement(ref, got, score_threshold=0.3)
+    print(f"INT8 vs FP32: F1 {result.f1:.3f} ({result.matched}/{result.reference} matched), "
+          f"mean IoU {result.mean_iou:.3f}, mean score delta {result.mean_score_delta:.3f}")
+    assert result.reference >= 30 and result.f1 >= INT8_F1 and result.mean_iou >= 0.85
+
+
+def test_broken_quantization_fails_the_threshold(files, holdout):
+    """Negative control: calibrating on images scaled to 1/50 of their range gives clipped activations;
+    the same metric must reject it."""
+    parts = split(onnx.load(str(files["fp32"])))
+    info = Detector(files["fp32"]).info
+    data = prepare_batch([letterbox(im, info.image_size, info.mean)[0] for im in holdout[:8]], info)
+    broken = quantize_body(parts, data / 50.0, "max", [])
+    images = prepare_batch([letterbox(im, info.image_size, info.mean)[0] for im in holdout], info)
+    result = agreement(detections_of(parts, parts.body, images), detections_of(parts, broken, images), 0.3)
+    print(f"broken INT8: F1 {result.f1:.3f}")
+    assert result.f1 < INT8_F1
+
+
+def test_tail_is_identical_and_metadata_says_how(files):
+    tails = {}
+    for precision in ("fp32", "fp16", "int8"):
+        model = onnx.load(str(files[precision]))
+        tails[precision] = [n.SerializeToString() for n in split(model).tail_nodes]
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert meta["precision"] == precision and meta["model"] == "shapes_d0"
+        assert [o.type.tensor_type.elem_type for o in model.graph.output] == [6, 1, 1, 6]   # int32, float x2, int32
+    assert tails["fp16"] == tails["fp32"] == tails["int8"]
+    meta = {p.key: p.value for p in onnx.load(str(files["int8"])).metadata_props}
+    assert meta["calibration_method"] == "entropy" and meta["calibration_images"] == "32"
+    assert json.loads(meta["excluded_nodes"]) == []
+    types = {i.data_type for i in onnx.load(str(files["fp16"])).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in types
+
+
+def test_same_detector_for_every_precision(files, holdout):
+    for precision in ("fp32", "fp16", "int8"):
+        with Detector(files[precision]) as det:
+            result = det.detect(holdout[0])
+            assert det.info.precision == precision and det.info.class_names[0] == "circle"
+            assert result.boxes.dtype == np.float32 and result.classes.dtype == np.int64 and len(result) > 0
+
+
+def test_node_groups():
+    assert node_group("/model/backbone/blocks.3/blocks.3.1/conv_pw/Conv") == "backbone/blocks.3"
+    assert node_group("/model/backbone/conv_stem/Conv") == "backbone/stem"
+    assert node_group("/model/fpn/cell.2/fnode.4/combine/Add") == "fpn/cell.2"
+    assert node_group("/model/class_net/predict/conv_pw/Conv") == "class_net/predict"
+    assert node_group("/model/box_net/conv_rep.0/conv_dw/Conv") == "box_net/tower"
+    assert node_group("/Mul") == "other"
+
+
+def test_sensitivity_search_keeps_measured_groups_fp32(files, holdout):
+    parts = split(onnx.load(str(files["fp32"])))
+    info = Detector(files["fp32"]).info
+    data = prepare_batch([letterbox(im, info.image_size, info.mean)[0] for im in holdout], info)
+    report, _ = find_exclusions(parts, data[:8], data[8:], "max", target=0.0, max_groups=1,
+                                candidates=["class_net/predict", "box_net/predict"])
+    assert set(report.group_errors) == {"class_net/predict", "box_net/predict"}
+    worst = max(report.group_errors, key=report.group_errors.get)
+    assert report.excluded_groups == [worst] and report.excluded_nodes
+    assert all(n.startswith(f"/model/{worst.split('/')[0]}/predict/") for n in report.excluded_nodes)
+
+
+def test_quantize_bad_input(tmp_path, files):
+    from calibration.artifacts import QuantizeSettings, quantize_onnx
+
+    out = tmp_path / "x.onnx"
+    with pytest.raises(DeployError, match="needs --calib-dir"):
+        quantize_onnx(QuantizeSettings(onnx=files["fp32"], output=out, precision="int8"))
+    with pytest.raises(DeployError, match="already fp16"):
+        quantize_onnx(QuantizeSettings(onnx=files["fp16"], output=out, precision="fp16"))
+    with pytest.raises(DeployError, match="no images found"):
+        quantize_onnx(QuantizeSettings(onnx=files["fp32"], output=out, precision="int8", calib_dir=tmp_path))
+    assert not out.exists()

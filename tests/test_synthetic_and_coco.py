@@ -1,0 +1,87 @@
+"""The synthetic shapes set is deterministic and well-formed; COCO evaluation scores known predictors
+as expected (perfect = 1.0, shifted boxes lower by the amount IoU thresholds imply)."""
+import json
+
+import numpy as np
+import pytest
+
+from effdet.synthetic import CLASS_NAMES, SynthSpec, coco_dataset, render, write_dataset
+from runtime.coco_eval import category_mapping, coco_map, evaluate_detector, load_annotations
+from runtime.errors import DeployError
+from runtime.result import Detections
+
+
+def test_render_is_deterministic_and_independent_of_set_size():
+    a, b = render(3, 5), render(3, 5)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.boxes, b.boxes)
+    assert not np.array_equal(render(3, 6).image, a.image)
+    pixels, coco = coco_dataset(3, 6)
+    assert np.array_equal(pixels[5], a.image)          # image i does not depend on how many are asked for
+
+
+def test_samples_are_well_formed():
+    spec = SynthSpec()
+    counts = np.zeros(len(CLASS_NAMES), int)
+    for i in range(40):
+        s = render(0, i)
+        assert s.image.shape == (spec.height, spec.width, 3) and s.image.dtype == np.uint8
+        assert 1 <= len(s.boxes) <= spec.max_objects and len(s.boxes) == len(s.classes)
+        assert (s.boxes[:, 2] > s.boxes[:, 0]).all() and (s.boxes[:, 3] > s.boxes[:, 1]).all()
+        assert (s.boxes >= 0).all() and (s.boxes[:, 2] <= spec.width).all() and (s.boxes[:, 3] <= spec.height).all()
+        counts += np.bincount(s.classes, minlength=len(CLASS_NAMES))
+    assert (counts > 0).all()                           # every class appears
+
+
+def test_write_dataset(tmp_path):
+    path = write_dataset(tmp_path, 3, seed=2, progress=False)
+    coco = load_annotations(path)
+    assert [c["id"] for c in coco["categories"]] == [1, 2, 3, 4, 5, 6]
+    assert len(coco["images"]) == 3 and all((tmp_path / "images" / im["file_name"]).is_file() for im in coco["images"])
+    assert all(a["category_id"] in range(1, 7) for a in coco["annotations"])
+    with pytest.raises(DeployError, match="at least 1"):
+        write_dataset(tmp_path / "x", 0, seed=2)
+
+
+def test_bad_annotation_file(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"images": []}))
+    with pytest.raises(DeployError, match="a.json: not COCO"):
+        load_annotations(tmp_path / "a.json")
+
+
+def _oracle(coco, shift=0.0):
+    """A predictor that returns the ground truth, optionally shifted right by `shift` x box width."""
+    by_image = {}
+    for a in coco["annotations"]:
+        x, y, w, h = a["bbox"]
+        by_image.setdefault(a["image_id"], []).append(([x + shift * w, y, x + w + shift * w, y + h], a["category_id"] - 1))
+    ids = [im["id"] for im in coco["images"]]
+    state = {"next": 0}
+
+    def detect(images):
+        out = []
+        for _ in images:
+            rows = by_image.get(ids[state["next"]], [])
+            state["next"] += 1
+            out.append(Detections(np.asarray([r[0] for r in rows], np.float32).reshape(-1, 4),
+                                  np.linspace(0.9, 0.5, len(rows)).astype(np.float32),
+                                  np.asarray([r[1] for r in rows], np.int64)))
+        return out
+    return detect
+
+
+def test_coco_map_of_known_predictors():
+    pixels, coco = coco_dataset(4, 20)
+    perfect = evaluate_detector(_oracle(coco), pixels, coco)
+    assert perfect["AP"] == pytest.approx(1.0) and perfect["AP50"] == pytest.approx(1.0)
+    # shifting by 0.2 w gives IoU = 0.8/1.2 = 0.667: matched at thresholds .50-.65 (4 of 10) only
+    shifted = evaluate_detector(_oracle(coco, 0.2), pixels, coco)
+    assert shifted["AP50"] == pytest.approx(1.0)
+    assert shifted["AP75"] == pytest.approx(0.0)
+    assert shifted["AP"] == pytest.approx(0.4, abs=0.02)
+
+
+def test_category_mapping_and_empty_results():
+    coco = {"images": [{"id": 1, "height": 10, "width": 10}], "annotations": [],
+            "categories": [{"id": 7, "name": "b"}, {"id": 3, "name": "a"}]}
+    assert category_mapping(coco) == [3, 7]
+    assert coco_map(coco, [])["AP"] == 0.0
