@@ -7,6 +7,7 @@ agreement with the FP32 file. INT8 on the CPU is an accuracy preview (Q/DQ emula
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--calib-images", type=int, default=128)
     ap.add_argument("--exclude", default="none")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # sensitivity report
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         calib = tmp / "calib"

@@ -13,6 +13,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 # model name -> (file under effdet/weights, sha256 of that file). How each was trained: README.
 PRETRAINED: dict[str, tuple[str, str]] = {
+    "shapes_d0": ("shapes_d0.pth", "0044331ad7318a070076b52fe16d2f8c10072cf09bebad6a0c43fc7bbfd16ba7"),
 }
 
 

@@ -186,8 +186,8 @@ def train(s: TrainSettings, output: str | Path, resume: str | Path | None = None
         if (step + 1) % s.log_every == 0 or step + 1 == s.steps:
             rate = seen / (time.perf_counter() - t0)
             eta = (s.steps - step - 1) * s.batch / rate
-            logger.info(f"step {step + 1}/{s.steps}  loss {np.mean(running):.4f} (cls {float(cls_loss):.4f} "
-                        f"box {float(box_loss):.5f})  lr {lr_at(step, s):.2e}  {rate:.1f} img/s  eta {eta / 60:.0f} min")
+            logger.info(f"step {step + 1}/{s.steps}  loss {np.mean(running):.4f} (cls {cls_loss.item():.4f} "
+                        f"box {box_loss.item():.5f})  lr {lr_at(step, s):.2e}  {rate:.1f} img/s  eta {eta / 60:.0f} min")
             running = []
         if (step + 1) % s.checkpoint_every == 0 or step + 1 == s.steps:
             save_checkpoint(out / "last.pth", model, ema, step + 1, s)
