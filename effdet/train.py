@@ -141,6 +141,29 @@ def save_checkpoint(path: Path, model: EfficientDet, ema: WeightEMA, step: int, 
     tmp.replace(path)
 
 
+def make_optimizer(model: EfficientDet, s: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW; weight decay on conv weights only (not on biases and BN parameters)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=s.lr)
+
+
+def train_step(model: EfficientDet, opt: torch.optim.Optimizer, x: torch.Tensor, cls_t: torch.Tensor,
+               box_t: torch.Tensor, s: TrainSettings) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """One optimizer step (bf16 autocast forward, FP32 loss, clipped gradients) -> (loss, cls, box)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
+        cls_logits, box_reg = model(x.contiguous(memory_format=torch.channels_last))
+    cls_loss, box_loss = detection_loss(cls_logits.float(), box_reg.float(), cls_t, box_t)
+    loss = cls_loss + BOX_LOSS_WEIGHT * box_loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad)
+    opt.step()
+    return loss.item(), cls_loss.detach(), box_loss.detach()
+
+
 def train(s: TrainSettings, output: str | Path, resume: str | Path | None = None) -> Path:
     """Train on synthetic shapes; writes OUTPUT/last.pth every `checkpoint_every` steps and at the end."""
     if s.threads:
@@ -150,11 +173,7 @@ def train(s: TrainSettings, output: str | Path, resume: str | Path | None = None
     model = create_model(s.model, num_classes=len(CLASS_NAMES), image_size=s.image_size)
     spec = SynthSpec(height=s.image_size, width=s.image_size)
     ema = WeightEMA(model, s.ema_decay)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr)
+    opt = make_optimizer(model, s)
     start = 0
     if resume is not None:
         ckpt = torch.load(resume, map_location="cpu", weights_only=True)
@@ -172,16 +191,9 @@ def train(s: TrainSettings, output: str | Path, resume: str | Path | None = None
     for step, (x, cls_t, box_t) in enumerate(loader, start=start):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, s)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.bf16):
-            cls_logits, box_reg = model(x.contiguous(memory_format=torch.channels_last))
-        cls_loss, box_loss = detection_loss(cls_logits.float(), box_reg.float(), cls_t, box_t)
-        loss = cls_loss + BOX_LOSS_WEIGHT * box_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), s.clip_grad)
-        opt.step()
+        loss, cls_loss, box_loss = train_step(model, opt, x, cls_t, box_t, s)
         ema.update(model)
-        running.append(loss.item())
+        running.append(loss)
         seen += x.shape[0]
         if (step + 1) % s.log_every == 0 or step + 1 == s.steps:
             rate = seen / (time.perf_counter() - t0)

@@ -53,3 +53,20 @@ def test_few_steps_lower_the_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_train_run_writes_a_loadable_checkpoint(tmp_path):
+    """Two real steps of the trainer (data loader, EMA, schedule, atomic checkpoint) at a tiny size."""
+    from effdet.train import export_weights, train
+    from effdet.train_settings import TrainSettings
+
+    path = train(TrainSettings(image_size=128, steps=2, batch=2, warmup_steps=1, log_every=1, checkpoint_every=1,
+                               threads=1), tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["step"] == 2 and ckpt["settings"]["image_size"] == 128 and not list(tmp_path.glob("*.tmp"))
+    model = create_model("tf_efficientdet_d0", checkpoint=path)          # loads the EMA weights
+    assert model.config.num_classes == len(CLASS_NAMES)
+    assert torch.equal(model.state_dict()["class_net.predict.conv_pw.bias"],
+                       ckpt["state_dict_ema"]["class_net.predict.conv_pw.bias"])
+    digest = export_weights(path, tmp_path / "w.pth")
+    assert len(digest) == 64 and next(iter(torch.load(tmp_path / "w.pth", weights_only=True).values())).dtype == torch.float16
