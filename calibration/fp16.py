@@ -21,10 +21,10 @@ FP32_OPS: dict[str, str] = {
     "Exp": "box decoding: exp(th) overflows FP16 (max 65504) for regressions above ~11",
     "Softmax": "not in EfficientDet today; listed so a future head cannot silently drop to FP16",
 }
-# op type -> why AutoCast's range check must not keep it FP32: TF 'SAME' max-pool padding uses -inf,
-# which FP16 represents exactly, and max pooling cannot overflow.
+# op type -> why AutoCast's range check must not keep it FP32 (it flags -inf and large values on
+# random reference inputs): -inf is exact in FP16, and max pooling cannot overflow.
 FP16_SAFE_OPS: dict[str, str] = {
-    "Pad": "pads with -inf before max pooling: exact in FP16",
+    "Pad": "files exported before export/rewrite.py pad with -inf before max pooling: exact in FP16",
     "MaxPool": "a max of FP16 values is an FP16 value",
 }
 

@@ -19,6 +19,7 @@ from effdet.predict import model_anchors
 from export.graph import ExportGraph, anchors_center_size
 from export.lint import lint
 from export.postprocess import append_efficient_nms, append_onnx_nms
+from export.rewrite import fold_pads_into_pools
 from export.settings import NMS_KINDS, ExportSettings
 from runtime.errors import DeployError
 from runtime.log import logger
@@ -91,6 +92,8 @@ def onnx_from_model(s: ExportSettings) -> onnx.ModelProto:
     proto = _torch_to_onnx(graph, s, size)
     logger.info("[3/5] simplifying (%d nodes)", len(proto.graph.node))
     proto = _simplify(proto)
+    folded = fold_pads_into_pools(proto)
+    logger.debug("folded %d Pad(-inf) nodes into MaxPool pads", folded)
     batch: int | str = "batch" if s.dynamic_batch else s.batch
     if s.nms == "efficient":
         append_efficient_nms(proto, anchors_center_size(anchors), batch, s.score_threshold, s.iou_threshold,
