@@ -20,11 +20,28 @@ from runtime.lazy import lazy_import
 METHODS = {"entropy": "entropy", "max": "max", "minmax": "max"}
 
 
+class _NoGpuProbe(logging.Filter):
+    """ModelOpt logs 'Failed to get GPU count' at ERROR on every CPU-only calibration; that is expected
+    on a machine without a GPU, so it is dropped there (and only there)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Failed to get GPU count" not in record.getMessage()
+
+
+def _quiet_modelopt() -> None:
+    from runtime.gpu import cuda_device_count
+
+    logging.getLogger("modelopt").setLevel(logging.WARNING)
+    onnx_logger = logging.getLogger("modelopt.onnx")
+    if not cuda_device_count() and not any(isinstance(f, _NoGpuProbe) for f in onnx_logger.filters):
+        onnx_logger.addFilter(_NoGpuProbe())
+
+
 def quantize_body(parts: SplitGraph, data: np.ndarray, method: str, exclude: list[str],
                   only: list[str] | None = None) -> onnx.ModelProto:
     """The body with Q/DQ inserted by ModelOpt; `exclude`/`only` are exact node names."""
     quantization = lazy_import("modelopt.onnx.quantization", "'nvidia-modelopt[onnx]'")
-    logging.getLogger("modelopt").setLevel(logging.WARNING)
+    _quiet_modelopt()
     input_name = parts.body.graph.input[0].name
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "body.onnx", Path(tmp) / "body.int8.onnx"

@@ -22,7 +22,7 @@ class PipelineSettings:
     checkpoint: Path | None = None
     image_size: int | None = None
     calib_dir: Path | None = None
-    calib_images: int = 64
+    calib_images: int = 128
     images: Path | None = None               # eval images (with --annotations)
     annotations: Path | None = None
     eval_images: int = 100                   # generated validation images for shapes models

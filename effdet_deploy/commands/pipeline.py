@@ -10,7 +10,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, default=None)
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--calib-dir", type=Path, default=None)
-    p.add_argument("--calib-images", type=int, default=64)
+    p.add_argument("--calib-images", type=int, default=128)
     p.add_argument("--images", type=Path, default=None, help="eval images (with --annotations)")
     p.add_argument("--annotations", type=Path, default=None)
     p.add_argument("--eval-images", type=int, default=100, help="generated validation scenes (shapes models)")
