@@ -32,7 +32,9 @@ def main() -> None:
     ap.add_argument("--calib-images", type=int, default=128)
     ap.add_argument("--exclude", default="none")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # sensitivity report
+    ours = logging.getLogger("effdet_deploy")   # our progress and the sensitivity report, not ModelOpt's INFO
+    ours.setLevel(logging.INFO)
+    ours.addHandler(logging.StreamHandler(sys.stdout))
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         calib = tmp / "calib"

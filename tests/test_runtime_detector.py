@@ -166,3 +166,15 @@ def test_runtime_runs_without_torch_and_onnx(files):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("[]")
+
+
+def test_cli_works_without_torch_for_runtime_commands(files, tmp_path):
+    """An edge device without torch: the CLI parser loads, and infer runs an ONNX file."""
+    code = BLOCKER.split("from runtime")[0] + (
+        "from effdet_deploy.cli import main\n"
+        "assert main(['infer', '--model', sys.argv[1], '--input', sys.argv[2], '--output', sys.argv[3]]) == 0\n"
+        "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(files["efficient"]), str(ASSET), str(tmp_path / "o")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("False") and (tmp_path / "o" / "demo.png").is_file()
