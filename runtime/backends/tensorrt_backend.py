@@ -111,9 +111,10 @@ class TensorRTBackend(Backend):
         first_at_shape = tuple(batch.shape) != self.shape
         self._set_shape(tuple(batch.shape))
         buf = self.buffers[name]
-        buf.host_array(batch.shape, batch.dtype)[...] = batch
+        staged = buf.host_array(batch.shape, numpy_dtype(self.engine.get_tensor_dtype(name)))
+        staged[...] = batch                                  # cast to the engine's input type if it differs
         self.timer.mark(0, self.stream)
-        buf.to_device(batch.nbytes, self.stream)
+        buf.to_device(staged.nbytes, self.stream)
         self.timer.mark(1, self.stream)
         self._enqueue()
         self.timer.mark(2, self.stream)
