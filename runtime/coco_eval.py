@@ -30,9 +30,23 @@ def load_annotations(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def category_mapping(coco: dict[str, Any]) -> list[int]:
-    """Model class c -> dataset category id: the categories sorted by id (COCO's own convention)."""
-    return sorted(int(c["id"]) for c in coco["categories"])
+CLASS_MAPS = ("auto", "sorted", "id")
+
+
+def category_mapping(coco: dict[str, Any], num_classes: int | None = None, mode: str = "auto") -> list[int]:
+    """Model class c -> dataset category id.
+
+    sorted: the c-th category sorted by id (a model trained on exactly these categories, e.g. shapes);
+    id: c + 1 (effdet's COCO checkpoints: 90 outputs in COCO's 1..90 id space, with its gaps);
+    auto: id when the model has as many outputs as the largest category id and more than there are
+    categories (COCO: 90 vs 80), else sorted.
+    """
+    ids = sorted(int(c["id"]) for c in coco["categories"])
+    if mode not in CLASS_MAPS:
+        raise DeployError(f"--class-map must be one of {', '.join(CLASS_MAPS)}, got {mode}")
+    if mode == "auto":
+        mode = "id" if num_classes is not None and num_classes == max(ids, default=0) > len(ids) else "sorted"
+    return list(range(1, (num_classes or max(ids, default=0)) + 1)) if mode == "id" else ids
 
 
 def to_coco_results(image_id: int, det: Detections, category_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -79,20 +93,21 @@ def evaluate_detector(detect: Any, images: Sequence[Any], coco: dict[str, Any], 
 
 
 def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path: Path, backend: str | None = None,
-                   device: str | None = None, options: dict[str, Any] | None = None, batch: int = 8
-                   ) -> dict[str, float]:
+                   device: str | None = None, options: dict[str, Any] | None = None, batch: int = 8,
+                   class_map: str = "auto") -> dict[str, float]:
     """Run a model file over a COCO dataset on disk (with progress), write COCO results, return metrics."""
     from runtime.detector import Detector
     from runtime.image_io import read_image
 
     coco = load_annotations(annotations)
-    categories = category_mapping(coco)
     names = {int(c["id"]): c.get("name", "") for c in coco["categories"]}
     results: list[dict[str, Any]] = []
     with Detector(model, backend=backend, device=device, **(options or {})) as det:
+        categories = category_mapping(coco, det.info.num_classes, class_map)
         if det.info.num_classes != len(categories):
-            print(f"note: model has {det.info.num_classes} classes, dataset {len(categories)} categories")
-        print("class mapping: " + ", ".join(f"{c}->{cid} ({names[cid]})" for c, cid in enumerate(categories[:8]))
+            print(f"note: model has {det.info.num_classes} classes, the mapping covers {len(categories)}")
+        print("class mapping: " + ", ".join(f"{c}->{cid} ({names.get(cid, 'not in dataset')})"
+                                            for c, cid in enumerate(categories[:8]))
               + (" ..." if len(categories) > 8 else ""))
         entries = coco["images"]
         for start in range(0, len(entries), batch):

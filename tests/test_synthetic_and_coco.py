@@ -84,4 +84,11 @@ def test_category_mapping_and_empty_results():
     coco = {"images": [{"id": 1, "height": 10, "width": 10}], "annotations": [],
             "categories": [{"id": 7, "name": "b"}, {"id": 3, "name": "a"}]}
     assert category_mapping(coco) == [3, 7]
+    coco80 = {"categories": [{"id": i} for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]}
+    assert len(coco80["categories"]) == 80
+    assert category_mapping(coco80, 90) == list(range(1, 91))            # effdet COCO: class c -> id c + 1
+    assert category_mapping(coco80, 80)[11] == 13                         # an 80-class model: sorted ids
+    assert category_mapping(coco80, 90, "sorted")[11] == 13
+    with pytest.raises(DeployError, match="--class-map"):
+        category_mapping(coco80, 90, "bogus")
     assert coco_map(coco, [])["AP"] == 0.0

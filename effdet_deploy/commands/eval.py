@@ -1,5 +1,5 @@
-"""`eval`: COCO mAP of any model file on a COCO-format dataset. Model class c is the dataset's c-th
-category sorted by id (printed, so the mapping is never implicit)."""
+"""`eval`: COCO mAP of any model file on a COCO-format dataset. The class mapping is explicit and
+printed: --class-map sorted (c-th category id) or id (c + 1, effdet's 90-class COCO checkpoints)."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None)
     add_checkpoint_flags(p)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--class-map", choices=("auto", "sorted", "id"), default="auto",
+                   help="model class c -> category id: sorted = c-th id; id = c+1 (effdet COCO, 90 classes)")
     p.add_argument("--output", default=None, help="COCO results JSON (default: next to the annotations)")
 
 
@@ -26,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.output) if args.output else Path(args.annotations).with_suffix(".results.json")
     metrics = evaluate_files(args.model, Path(args.images), Path(args.annotations), out, backend=args.backend,
-                             device=args.device, options=checkpoint_options(args), batch=args.batch)
+                             device=args.device, options=checkpoint_options(args), batch=args.batch,
+                             class_map=args.class_map)
     print("  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     print(json.dumps(metrics))
     return 0
