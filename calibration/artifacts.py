@@ -15,7 +15,7 @@ from calibration.fp16 import to_fp16
 from calibration.graph_split import join, split
 from calibration.images import CalibrationImages
 from calibration.int8 import METHODS, quantize_body
-from export.onnx_export import node_counts, write_atomic
+from export.onnx_export import node_counts, write_onnx
 from runtime.errors import DeployError
 from runtime.log import logger
 from runtime.model_info import ModelInfo
@@ -73,7 +73,7 @@ def quantize_onnx(s: QuantizeSettings) -> Path:
         logger.info(f"[2/2] {len(kept)} body nodes kept FP32 by policy; tail FP32 as exported")
     else:
         result = _int8(model, info, s)
-    write_atomic(result, s.output)
+    write_onnx(result, s.output)
     counts = node_counts(result)
     logger.info(f"wrote {s.output} in {time.perf_counter() - t0:.0f}s: {sum(counts.values())} nodes "
                 f"({', '.join(f'{k} {v}' for k, v in list(counts.items())[:6])})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 
 
@@ -22,6 +23,4 @@ class CalibrationCache:
 
     def write(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_bytes(bytes(data))
-        tmp.replace(self.path)
+        write_atomic(self.path, bytes(data))

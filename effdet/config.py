@@ -5,7 +5,7 @@ so effdet checkpoints load unchanged. A `ModelConfig` is frozen: read-only once 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runtime.errors import DeployError

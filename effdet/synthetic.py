@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from effdet.config import SHAPES_CLASSES as CLASS_NAMES
+from runtime.atomic import write_atomic
 from runtime.boxes import box_iou
 from runtime.errors import DeployError
 
@@ -186,11 +187,7 @@ def write_dataset(output: str | Path, images: int, seed: int, spec: SynthSpec = 
     (out / "images").mkdir(parents=True, exist_ok=True)
     for image, info in zip(pixels, coco["images"]):
         Image.fromarray(image).save(out / "images" / str(info["file_name"]))
-    target = out / "annotations.json"
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(coco))
-    tmp.replace(target)
-    return target
+    return write_atomic(out / "annotations.json", json.dumps(coco))
 
 
 VALIDATION_SEED = 1  # training uses seed 0 (effdet-deploy train --seed); validation images never overlap

@@ -8,6 +8,7 @@ Data comes from `effdet.synthetic`: image i of a seed is always the same image, 
 """
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import asdict
@@ -22,6 +23,7 @@ from effdet.model import EfficientDet
 from effdet.predict import model_anchors
 from effdet.synthetic import CLASS_NAMES, SynthSpec, render
 from effdet.train_settings import TrainSettings
+from runtime.atomic import write_atomic
 from runtime.log import logger
 
 FOCAL_ALPHA = 0.25
@@ -135,10 +137,10 @@ def lr_at(step: int, s: TrainSettings) -> float:
 def save_checkpoint(path: Path, model: EfficientDet, ema: WeightEMA, step: int, s: TrainSettings) -> None:
     """Atomic write of {state_dict, state_dict_ema, step, settings}; `create_model` loads the EMA weights."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    buf = io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "state_dict_ema": ema.state, "step": step,
-                "settings": asdict(s), "class_names": list(CLASS_NAMES)}, tmp)
-    tmp.replace(path)
+                "settings": asdict(s), "class_names": list(CLASS_NAMES)}, buf)
+    write_atomic(path, buf.getvalue())
 
 
 def make_optimizer(model: EfficientDet, s: TrainSettings) -> torch.optim.Optimizer:
@@ -213,8 +215,7 @@ def export_weights(checkpoint: str | Path, target: str | Path) -> str:
 
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state = {k: (v.half() if v.dtype.is_floating_point else v) for k, v in ckpt["state_dict_ema"].items()}
-    target = Path(target)
-    tmp = target.with_name(target.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(target)
-    return hashlib.sha256(target.read_bytes()).hexdigest()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic(target, buf.getvalue())
+    return hashlib.sha256(buf.getvalue()).hexdigest()

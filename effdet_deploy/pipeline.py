@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 from runtime.log import logger
 
@@ -232,7 +233,5 @@ def run_pipeline(s: PipelineSettings) -> Run:
     summary = {"settings": json.loads(json.dumps(asdict(s), default=str)), "reference": run.reference,
                "artifacts": {k: str(v) for k, v in run.artifacts.items()}, "parity": run.parity, "bench": run.bench,
                "accuracy": run.accuracy, "notes": run.notes, "step_seconds": run.timings}
-    tmp = s.output / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(s.output / "summary.json")
+    write_atomic(s.output / "summary.json", json.dumps(summary, indent=2))
     return run

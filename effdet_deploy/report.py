@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from runtime.atomic import write_atomic
+
 
 def _plots(run: Any) -> list[str]:
     import matplotlib
@@ -74,8 +76,4 @@ def write_report(run: Any) -> Path:
         lines += [f"![{picture}]({picture})", ""]
     lines += ["## Notes", ""] + [f"- {n}" for n in run.notes] + ["", "## Step times", ""]
     lines += [f"- {k}: {v:.1f} s" for k, v in run.timings.items()]
-    target = s.output / "report.md"
-    tmp = target.with_name("report.md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(target)
-    return target
+    return write_atomic(s.output / "report.md", "\n".join(lines) + "\n")

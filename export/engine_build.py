@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 from runtime.log import logger
 from runtime.trt_compat import (has_legacy_precision_flags, network_flags, parser_error_text, tensorrt,
@@ -182,9 +183,9 @@ def engine_from_onnx(s: BuildSettings) -> Path:
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise DeployError(f"{s.onnx}: TensorRT could not build an engine (see the TensorRT messages above)")
-    _write_bytes(s.engine, memoryview(plan).tobytes())
+    write_atomic(s.engine, memoryview(plan).tobytes())
     if cache is not None and s.timing_cache is not None:
-        _write_bytes(s.timing_cache, memoryview(config.get_timing_cache().serialize()).tobytes())
+        write_atomic(s.timing_cache, memoryview(config.get_timing_cache().serialize()).tobytes())
     write_sidecar(s.engine, {
         "tensorrt_version": trt.__version__, "gpu_name": gpu, "compute_capability": cc,
         "precision": meta.get("precision", "fp32"), "strongly_typed": strong, "builder_flags": flags,
@@ -195,8 +196,3 @@ def engine_from_onnx(s: BuildSettings) -> Path:
     logger.info(f"wrote {s.engine} in {time.perf_counter() - t0:.0f}s")
     return s.engine
 
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

@@ -6,7 +6,6 @@ import collections
 import io
 import json
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -23,6 +22,7 @@ from export.rewrite import fold_pads_into_pools
 from export.settings import NMS_KINDS, ExportSettings
 from runtime.errors import DeployError
 from runtime.log import logger
+from runtime.atomic import write_atomic
 
 TOOLKIT_VERSION = "0.1.0"
 
@@ -112,17 +112,9 @@ def onnx_from_model(s: ExportSettings) -> onnx.ModelProto:
     return proto
 
 
-def write_atomic(proto: onnx.ModelProto, path: Path) -> None:
-    """Write next to the target and rename, so a failure never leaves a partial file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_onnx(proto: onnx.ModelProto, path: Path) -> None:
+    """Serialize and write atomically (runtime.atomic), so a failure never leaves a partial file."""
+    write_atomic(path, proto.SerializeToString())
 
 
 def node_counts(proto: onnx.ModelProto) -> dict[str, int]:
@@ -132,7 +124,7 @@ def node_counts(proto: onnx.ModelProto) -> dict[str, int]:
 def export_onnx(s: ExportSettings) -> Path:
     """onnx_from_model + atomic write + node counts printed. Returns the written path."""
     proto = onnx_from_model(s)
-    write_atomic(proto, Path(s.output))
+    write_onnx(proto, Path(s.output))
     counts = node_counts(proto)
     logger.info("wrote %s: %d nodes: %s", s.output, sum(counts.values()), ", ".join(f"{k} {v}" for k, v in counts.items()))
     return Path(s.output)

@@ -7,10 +7,10 @@ load balancer); the repository is the unit they deploy.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 from runtime.model_info import ModelInfo
 
@@ -119,10 +119,6 @@ def triton_repository(s: TritonSettings) -> Path:
     validate_config(text, str(s.model))
     folder = s.output / (s.name or s.model.stem.replace(".", "_"))
     (folder / "1").mkdir(parents=True, exist_ok=True)
-    tmp = folder / "1" / f".{filename}.tmp"
-    shutil.copyfile(s.model, tmp)
-    tmp.replace(folder / "1" / filename)
-    tmp_cfg = folder / ".config.pbtxt.tmp"
-    tmp_cfg.write_text(text)
-    tmp_cfg.replace(folder / "config.pbtxt")
+    write_atomic(folder / "1" / filename, s.model.read_bytes())
+    write_atomic(folder / "config.pbtxt", text)
     return folder

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 from runtime.lazy import lazy_import
 from runtime.result import Detections
@@ -117,7 +118,5 @@ def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path
                 results.extend(to_coco_results(int(entry["id"]), d, categories))
             done = min(start + batch, len(entries))
             print(f"\reval: {done}/{len(entries)} images", end="\n" if done == len(entries) else "", flush=True)
-    tmp = results_path.with_name(results_path.name + ".tmp")
-    tmp.write_text(json.dumps(results))
-    tmp.replace(results_path)
+    write_atomic(results_path, json.dumps(results))
     return coco_map(coco, results)

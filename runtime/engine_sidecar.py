@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 from runtime.trt_compat import version_tuple
 
@@ -31,10 +32,7 @@ def write_sidecar(engine: Path, info: dict[str, Any]) -> Path:
     """Write ENGINE.json atomically with the engine's size and sha256 added."""
     data = {**info, "engine_bytes": engine.stat().st_size, "engine_sha256": file_digest(engine)}
     target = sidecar_path(engine)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(target)
-    return target
+    return write_atomic(target, json.dumps(data, indent=2))
 
 
 def read_sidecar(engine: Path) -> dict[str, Any] | None:

@@ -1,12 +1,10 @@
 """Engine build and TensorRT runtime: the decisions made without TensorRT (shapes, precision mode,
 engine/sidecar checks) are tested here; building and running engines needs TensorRT and a GPU and is
 marked `tensorrt` (skipped with the reason otherwise)."""
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from export.engine_build import BuildSettings, build_precision, parse_shapes, profile_shapes

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from runtime.atomic import write_atomic
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from effdet_deploy.tool_images import add_checkpoint_flags
@@ -31,8 +33,6 @@ def run(args: argparse.Namespace) -> int:
                                       use_cuda_graph=args.use_cuda_graph)
     print("\n".join(format_result(f"{Path(args.model).name} on {description}", result)))
     if args.json:
-        target = Path(args.json)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps({"model": args.model, "backend": description, **result.to_json()}, indent=2))
-        tmp.replace(target)
+        write_atomic(args.json, json.dumps({"model": args.model, "backend": description, **result.to_json()},
+                                           indent=2))
     return 0

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from runtime.atomic import write_atomic
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from effdet_deploy.tool_images import add_checkpoint_flags
@@ -40,8 +42,6 @@ def run(args: argparse.Namespace) -> int:
         side_by_side(images[r.worst_image], detections[0][r.worst_image], dets[r.worst_image],
                      ("reference", Path(r.target).name)).save(png)
     report = {"reference": args.reference, "images": names, "targets": [r.to_json() for r in results]}
-    tmp = out / "compare.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(out / "compare.json")
+    write_atomic(out / "compare.json", json.dumps(report, indent=2))
     print(f"wrote {out / 'compare.json'}")
     return 0 if all(results) else 1

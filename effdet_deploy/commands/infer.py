@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
+
+from runtime.atomic import write_atomic
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,16 +42,13 @@ def run(args: argparse.Namespace) -> int:
             image = read_image(path)
             found = det.detect(image)
             target = out / f"{path.stem}.png"
-            tmp = target.with_name(target.name + ".tmp.png")
-            draw_detections(image, found, names).save(tmp)
-            tmp.replace(target)
+            png = io.BytesIO()
+            draw_detections(image, found, names).save(png, format="PNG")
+            write_atomic(target, png.getvalue())
             for r in to_coco_results(i, found, identity):
                 results.append({**r, "file_name": path.name})
             labels = ", ".join(sorted({names[c] if c < len(names) else str(c) for c in found.classes.tolist()}))
             print(f"[{i}/{len(files)}] {path.name}: {len(found)} detections{' (' + labels + ')' if labels else ''}")
-    target = out / "detections.json"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    tmp.replace(target)
+    target = write_atomic(out / "detections.json", json.dumps(results, indent=1))
     print(f"wrote {len(files)} images and {target} ({backend})")
     return 0
