@@ -25,9 +25,10 @@ def raw_outputs(model: EfficientDet, batch: np.ndarray) -> tuple[np.ndarray, np.
     """[B,H,W,3] uint8/float 0-255 RGB -> (boxes [B,N,4] xyxy input pixels, scores [B,N,C] sigmoid)."""
     c = model.config
     x = (batch.astype(np.float32) - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
-    cls, box = model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
+    device = next(model.parameters()).device
+    cls, box = model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device))
     anchors = model_anchors(model, batch.shape[1:3])
-    return decode_boxes(box.numpy(), anchors), torch.sigmoid(cls).numpy()
+    return decode_boxes(box.float().cpu().numpy(), anchors), torch.sigmoid(cls.float()).cpu().numpy()
 
 
 def detect_batch(model: EfficientDet, batch: np.ndarray, params: NMSParams) -> tuple[np.ndarray, ...]:

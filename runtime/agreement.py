@@ -39,7 +39,8 @@ class Agreement:
         return (1 - self.f1) + self.mean_score_delta + (1 - self.mean_iou)
 
 
-def _match(ref: Detections, got: Detections, iou_threshold: float) -> list[tuple[int, int, float]]:
+def match_pairs(ref: Detections, got: Detections, iou_threshold: float) -> list[tuple[int, int, float]]:
+    """(ref index, got index, IoU) of greedy matches: highest reference score first, same class."""
     iou = box_iou(ref.boxes, got.boxes) if len(ref) and len(got) else np.zeros((len(ref), len(got)))
     used: set[int] = set()
     pairs = []
@@ -60,15 +61,16 @@ def agreement(reference: Sequence[Detections], target: Sequence[Detections], sco
     ious: list[float] = []
     deltas: list[float] = []
     for ref, got in zip(reference, target):
-        ref, got = _above(ref, score_threshold), _above(got, score_threshold)
+        ref, got = above(ref, score_threshold), above(got, score_threshold)
         n_ref, n_tgt = n_ref + len(ref), n_tgt + len(got)
-        for i, j, v in _match(ref, got, iou_threshold):
+        for i, j, v in match_pairs(ref, got, iou_threshold):
             ious.append(v)
             deltas.append(abs(float(ref.scores[i]) - float(got.scores[j])))
     return Agreement(n_ref, n_tgt, len(ious), float(np.mean(ious)) if ious else 1.0,
                      float(np.mean(deltas)) if deltas else 0.0, float(np.max(deltas)) if deltas else 0.0)
 
 
-def _above(d: Detections, threshold: float) -> Detections:
+def above(d: Detections, threshold: float) -> Detections:
+    """The detections scoring >= threshold."""
     keep = d.scores >= threshold
     return Detections(d.boxes[keep], d.scores[keep], d.classes[keep])

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from runtime.agreement import Agreement, _match, agreement
+from runtime.agreement import Agreement, above, agreement, match_pairs
 from runtime.result import Detections
 
 # precision -> limits (None = not checked); the one place parity tolerances live (compare, pipeline, tests).
@@ -75,16 +75,11 @@ def matched_pairs(reference: Sequence[Detections], target: Sequence[Detections])
     """(ref boxes, got boxes, ref scores, got scores) of all matched detections above SCORE_FLOOR."""
     rb, gb, rs, gs = [], [], [], []
     for ref, got in zip(reference, target):
-        ref, got = _floor(ref), _floor(got)
-        for i, j, _ in _match(ref, got, 0.5):
+        ref, got = above(ref, SCORE_FLOOR), above(got, SCORE_FLOOR)
+        for i, j, _ in match_pairs(ref, got, 0.5):
             rb.append(ref.boxes[i]); gb.append(got.boxes[j]); rs.append(ref.scores[i]); gs.append(got.scores[j])
     as_arr = lambda xs, shape: np.asarray(xs, np.float32).reshape(shape)  # noqa: E731
     return as_arr(rb, (-1, 4)), as_arr(gb, (-1, 4)), as_arr(rs, (-1,)), as_arr(gs, (-1,))
-
-
-def _floor(d: Detections) -> Detections:
-    keep = d.scores >= SCORE_FLOOR
-    return Detections(d.boxes[keep], d.scores[keep], d.classes[keep])
 
 
 def compare_detections(name: str, precision: str, reference: Sequence[Detections], target: Sequence[Detections],

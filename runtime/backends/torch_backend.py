@@ -40,18 +40,10 @@ class TorchBackend(Backend):
                          batch=(1, 1 << 30), precision="fp32")
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        import torch
+        from effdet.predict import raw_outputs   # the same PyTorch reference the export is tested against
 
-        from effdet.predict import model_anchors
-        from runtime.boxes import decode_boxes
-
-        c = self.model.config
-        x = (batch.astype(np.float32) - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
-        with torch.no_grad():
-            cls, box = self.model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.torch_device))
-        anchors = model_anchors(self.model, batch.shape[1:3])
-        return {"boxes": decode_boxes(box.float().cpu().numpy(), anchors),
-                "scores": torch.sigmoid(cls.float()).cpu().numpy()}
+        boxes, scores = raw_outputs(self.model, batch)
+        return {"boxes": boxes, "scores": scores}
 
 
 def has_shipped_weights(name: str) -> bool:
