@@ -12,10 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PIL import Image
-
 from calibration.artifacts import QuantizeSettings, quantize_onnx
-from effdet.synthetic import evaluate_on_synthetic, render
+from effdet.synthetic import evaluate_on_synthetic, render, write_dataset
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
 from runtime.agreement import agreement
@@ -38,9 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         calib = tmp / "calib"
-        calib.mkdir()
-        for i in range(args.calib_images):
-            Image.fromarray(render(2, i).image).save(calib / f"{i:04d}.png")
+        write_dataset(calib, args.calib_images, 2, progress=False)
         fp32 = export_onnx(ExportSettings(model="shapes_d0", output=tmp / "s.fp32.onnx", score_threshold=0.05))
         files = {"fp32": fp32,
                  "fp16": quantize_onnx(QuantizeSettings(onnx=fp32, output=tmp / "s.fp16.onnx")),

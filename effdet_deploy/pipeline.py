@@ -52,6 +52,19 @@ def _torch_options(run: Run) -> dict[str, Any]:
     return options
 
 
+def _targets(run: Run) -> list[tuple[str, str, str | None, dict[str, Any] | None]]:
+    """(label, path, backend, backend options) of everything measured: PyTorch first, then each artifact."""
+    return [("pytorch", run.reference, "torch", _torch_options(run))] + [
+        (label, str(path), None, None) for label, path in run.artifacts.items()]
+
+
+def _is_shapes(model: str) -> bool:
+    """Models trained on the generated shapes scenes calibrate and evaluate on generated scenes."""
+    from effdet.config import get_config
+
+    return get_config(model).name.startswith("shapes")
+
+
 def _step(run: Run, name: str, fn: Any) -> None:
     logger.info(f"== pipeline: {name}")
     t0 = time.perf_counter()
@@ -110,29 +123,24 @@ def quantize_artifacts(run: Run) -> None:
 
 def _synthetic_calibration(run: Run) -> Path | None:
     """Shapes models calibrate on generated scenes (seed 2: neither training nor validation)."""
-    from PIL import Image
-
-    from effdet.config import get_config
-    from effdet.synthetic import render
+    from effdet.synthetic import write_dataset
 
     s = run.settings
-    if not get_config(s.model).name.startswith("shapes"):
+    if not _is_shapes(s.model):
         return None
     folder = s.output / "calibration-images"
-    folder.mkdir(exist_ok=True)
-    for i in range(s.calib_images):
-        Image.fromarray(render(2, i).image).save(folder / f"{i:04d}.png")
+    write_dataset(folder, s.calib_images, 2, progress=False)
     run.notes.append(f"INT8 calibrated on {s.calib_images} generated scenes (seed 2)")
     return folder
 
 
 def build_engines(run: Run) -> None:
     from runtime.gpu import cuda_device_count
+    from runtime.trt_compat import tensorrt
 
     try:
-        import tensorrt  # noqa: F401
-        available = hasattr(tensorrt, "__version__") and cuda_device_count() > 0
-    except ImportError:
+        available = tensorrt() is not None and cuda_device_count() > 0
+    except DeployError:                  # not installed, or only its type stubs
         available = False
     if not available:
         run.notes.append("TensorRT engines not built: TensorRT or an NVIDIA GPU is not available on this machine "
@@ -166,23 +174,18 @@ def compare_all(run: Run) -> None:
 def bench_all(run: Run) -> None:
     from effdet_deploy.benchmarking import bench_model
 
-    s = run.settings
-    targets = {"pytorch": run.reference, **{k: str(v) for k, v in run.artifacts.items()}}
-    for label, path in targets.items():
-        backend = "torch" if label == "pytorch" else None
-        options = _torch_options(run) if label == "pytorch" else None
-        result, description = bench_model(path, 1, 2, s.bench_iterations, backend=backend, options=options)
+    for label, path, backend, options in _targets(run):
+        result, description = bench_model(path, 1, 2, run.settings.bench_iterations, backend=backend, options=options)
         run.bench[label] = {"backend": description, **result.to_json()}
 
 
 def evaluate_all(run: Run) -> None:
-    from effdet.config import get_config
     from runtime.coco_eval import evaluate_files
 
     s = run.settings
     if s.annotations is not None and s.images is not None:
         images, annotations = s.images, s.annotations
-    elif get_config(s.model).name.startswith("shapes"):
+    elif _is_shapes(s.model):
         from effdet.synthetic import VALIDATION_SEED, write_dataset
 
         annotations = write_dataset(s.output / "validation", s.eval_images, VALIDATION_SEED, progress=False)
@@ -191,10 +194,7 @@ def evaluate_all(run: Run) -> None:
     else:
         run.notes.append("accuracy not measured: give --images and --annotations (COCO format)")
         return
-    targets = {"pytorch": run.reference, **{k: str(v) for k, v in run.artifacts.items()}}
-    for label, path in targets.items():
-        backend = "torch" if label == "pytorch" else None
-        options = _torch_options(run) if label == "pytorch" else None
+    for label, path, backend, options in _targets(run):
         run.accuracy[label] = evaluate_files(path, images, annotations, s.output / f"results_{label}.json",
                                              backend=backend, options=options)
 

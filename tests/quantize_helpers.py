@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from calibration.artifacts import QuantizeSettings, quantize_onnx
-from effdet.synthetic import render
+from effdet.synthetic import write_dataset
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
 
@@ -16,9 +14,7 @@ _CACHE: dict[str, dict[str, Path]] = {}
 
 
 def calibration_folder(folder: Path, count: int = 32) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        Image.fromarray(render(CALIB_SEED, i).image).save(folder / f"{i:03d}.png")
+    write_dataset(folder, count, CALIB_SEED, progress=False)
     return folder
 
 
