@@ -15,7 +15,8 @@ from calibration.fp16 import to_fp16
 from calibration.graph_split import join, split
 from calibration.images import CalibrationImages
 from calibration.int8 import METHODS, quantize_body
-from export.onnx_export import node_counts, write_onnx
+from export.onnx_export import node_counts
+from export.onnx_io import metadata_of, read_onnx, write_onnx
 from runtime.errors import DeployError
 from runtime.log import logger
 from runtime.model_info import ModelInfo
@@ -39,13 +40,8 @@ class QuantizeSettings:
 
 
 def _load_fp32(path: Path) -> tuple[onnx.ModelProto, ModelInfo]:
-    if not path.is_file():
-        raise DeployError(f"{path}: file not found")
-    try:
-        model = onnx.load(str(path))
-    except Exception as e:  # protobuf DecodeError and friends
-        raise DeployError(f"{path}: not a readable ONNX file ({str(e).splitlines()[0][:160]})") from None
-    info = ModelInfo.from_metadata({p.key: p.value for p in model.metadata_props}, str(path))
+    model = read_onnx(path)
+    info = ModelInfo.from_metadata(metadata_of(model), str(path))
     if info.precision != "fp32":
         raise DeployError(f"{path}: is already {info.precision}; quantize the FP32 export")
     return model, info

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper
 
+from export.onnx_io import metadata_of
+
 
 @dataclass
 class SplitGraph:
@@ -70,7 +72,7 @@ def join(parts: SplitGraph, body: onnx.ModelProto, metadata: dict[str, str]) -> 
     for opset in parts.source.opset_import:
         if opset.domain not in ("", "ai.onnx") and not any(o.domain == opset.domain for o in body.opset_import):
             body.opset_import.append(opset)
-    meta = {p.key: p.value for p in parts.source.metadata_props}
+    meta = metadata_of(parts.source)
     meta.update(metadata)
     del body.metadata_props[:]
     for key, value in meta.items():

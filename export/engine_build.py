@@ -60,17 +60,12 @@ def parse_shapes(text: str | None) -> Shapes:
 
 def onnx_input(path: Path) -> tuple[str, tuple[int, ...], dict[str, str]]:
     """(input name, dims with -1 for dynamic ones, metadata_props) of an ONNX file, without its weights."""
-    import onnx
+    from export.onnx_io import metadata_of, read_onnx
 
-    if not path.is_file():
-        raise DeployError(f"{path}: file not found")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # onnx raises DecodeError and friends
-        raise DeployError(f"{path}: not a readable ONNX file ({str(e).splitlines()[0][:160]})") from None
+    proto = read_onnx(path, weights=False)
     graph_input = proto.graph.input[0]
     dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in graph_input.type.tensor_type.shape.dim)
-    return graph_input.name, dims, {p.key: p.value for p in proto.metadata_props}
+    return graph_input.name, dims, metadata_of(proto)
 
 
 def profile_shapes(s: BuildSettings, name: str, dims: tuple[int, ...], meta: dict[str, str]

@@ -17,12 +17,12 @@ from effdet import create_model
 from effdet.predict import model_anchors
 from export.graph import ExportGraph, anchors_center_size
 from export.lint import lint
+from export.onnx_io import write_onnx
 from export.postprocess import append_efficient_nms, append_onnx_nms
 from export.rewrite import fold_pads_into_pools
 from export.settings import NMS_KINDS, ExportSettings
 from runtime.errors import DeployError
 from runtime.log import logger
-from runtime.atomic import write_atomic
 
 TOOLKIT_VERSION = "0.1.0"
 
@@ -110,11 +110,6 @@ def onnx_from_model(s: ExportSettings) -> onnx.ModelProto:
         raise DeployError(f"TensorRT lint failed: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
     logger.info("[5/5] done in %.1fs", time.perf_counter() - t0)
     return proto
-
-
-def write_onnx(proto: onnx.ModelProto, path: Path) -> None:
-    """Serialize and write atomically (runtime.atomic), so a failure never leaves a partial file."""
-    write_atomic(path, proto.SerializeToString())
 
 
 def node_counts(proto: onnx.ModelProto) -> dict[str, int]:

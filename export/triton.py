@@ -35,14 +35,11 @@ def file_info(path: Path) -> tuple[ModelInfo, bool]:
     if not path.is_file():
         raise DeployError(f"{path}: file not found")
     if path.suffix == ".onnx":
-        import onnx
+        from export.onnx_io import metadata_of, read_onnx
 
-        try:
-            proto = onnx.load(str(path), load_external_data=False)
-        except Exception as e:  # protobuf errors
-            raise DeployError(f"{path}: not a readable ONNX file ({str(e).splitlines()[0][:120]})") from None
-        meta = {p.key: p.value for p in proto.metadata_props}
-        return ModelInfo.from_metadata(meta, str(path)), any(n.op_type == "EfficientNMS_TRT" for n in proto.graph.node)
+        proto = read_onnx(path, weights=False)
+        return (ModelInfo.from_metadata(metadata_of(proto), str(path)),
+                any(n.op_type == "EfficientNMS_TRT" for n in proto.graph.node))
     from runtime.engine_sidecar import read_sidecar
 
     side = read_sidecar(path)

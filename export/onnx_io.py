@@ -1,0 +1,30 @@
+"""Reading and writing ONNX files with the project's error contract (one DeployError line naming the
+file) and atomic writes. onnx only - no torch - so engine build and Triton tools can use it anywhere."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from runtime.atomic import write_atomic
+from runtime.errors import DeployError
+
+
+def read_onnx(path: Path, weights: bool = True) -> onnx.ModelProto:
+    """Load an ONNX file (without external weight data when weights=False)."""
+    if not path.is_file():
+        raise DeployError(f"{path}: file not found")
+    try:
+        return onnx.load(str(path), load_external_data=weights)
+    except Exception as e:  # protobuf DecodeError and friends
+        raise DeployError(f"{path}: not a readable ONNX file ({str(e).splitlines()[0][:160]})") from None
+
+
+def metadata_of(proto: onnx.ModelProto) -> dict[str, str]:
+    """The file's metadata_props as a dict."""
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def write_onnx(proto: onnx.ModelProto, path: Path) -> None:
+    """Serialize and write atomically, so a failure never leaves a partial file."""
+    write_atomic(path, proto.SerializeToString())
