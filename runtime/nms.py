@@ -1,21 +1,27 @@
-"""Reference post-processing with the exact semantics of TensorRT's `EfficientNMS_TRT` plugin, in numpy.
+"""Reference post-processing in numpy: the exact semantics of TensorRT's `EfficientNMS_TRT` plugin and of
+our `--nms onnx` graph (export/postprocess.py), selected by `NMSParams.semantics`.
 
-One definition serves the PyTorch reference, the runtime and the CPU stand-in for the plugin node in
-ONNX Runtime. Semantics (plugin v1, TensorRT 8.6-10.x `efficientNMSInference.cu`):
+One definition serves the PyTorch reference, the runtime (`--nms none` files) and the CPU stand-in for
+the plugin node in ONNX Runtime. Steps, per image:
 
-1. keep (anchor, class) elements with score >= score_threshold (on sigmoid scores when
-   score_activation; the plugin compares raw logits against logit(threshold)); skip background_class;
-2. sort them by score, descending (ties: lower anchor*C+class index first), keep the first `top_k`
-   (the plugin's numSelectedBoxes, 4096);
-3. greedy NMS: walk the sorted list; a box not yet suppressed is kept (stop at max_output_boxes) and
-   suppresses every later box of the same class (any class when class_agnostic) whose IoU with it is
-   >= iou_threshold. IoU uses corner-reordered copies; degenerate boxes have IoU 0;
-4. outputs padded with zeros: num_detections int32 [B,1], boxes float32 [B,K,4] (BoxCorner order of
-   the input: x1,y1,x2,y2 for our graphs, not clipped), scores [B,K] (sigmoid applied when
-   score_activation), classes int32 [B,K].
+1. score threshold, then a pre-NMS top-k over anchors x classes (`top_k`; the plugin's is 4096), sorted
+   by score descending; background_class skipped;
+2. greedy class-aware NMS over that sorted list: a candidate not yet suppressed is kept (stop at
+   max_output_boxes) and suppresses every later candidate of its class (any class when class_agnostic)
+   whose IoU with it passes iou_threshold. IoU on corner-reordered copies; degenerate boxes: IoU 0;
+3. outputs padded with zeros: num_detections int32 [B,1], boxes float32 [B,K,4] (x1,y1,x2,y2 for our
+   graphs, not clipped), scores [B,K] (sigmoid when score_activation), classes int32 [B,K].
 
-Fused box decoder (anchors given): box_coding 0 adds anchors to corners; box_coding 1 decodes
-center-size (c + t*size, size*exp(t)) and returns corners.
+semantics="plugin" (plugin v1, TensorRT 8.6-10.x `efficientNMSInference.cu`): keep sigmoid score >=
+threshold; order ties by lower anchor*C+class; suppress at IoU >= threshold.
+semantics="onnx" (what ONNX Runtime computes for our `--nms onnx` graph): keep logit >= logit(threshold);
+select the top_k anchors by their best class logit (ties: lower anchor), then the top_k (anchor, class)
+pairs among those rows (ties: earlier row, then lower class) - the graph's two TopK stages; suppress at
+IoU > threshold (ONNX NonMaxSuppression). Both select the same set except at exact score ties.
+
+Fast: nothing is computed over all anchors x classes except one max per anchor; sorting, decoding and
+NMS touch only the selected candidates. Fused box decoder (anchors given): box_coding 0 adds anchors to
+corners; box_coding 1 decodes center-size (c + t*size, size*exp(t)) and returns corners.
 """
 from __future__ import annotations
 
@@ -25,10 +31,13 @@ import numpy as np
 
 from runtime.boxes import box_iou
 
+SEMANTICS = ("plugin", "onnx")
+PLUGIN_TOP_K = 4096
+
 
 @dataclass(frozen=True)
 class NMSParams:
-    """The plugin's attributes (names as in the ONNX node) plus its fixed pre-NMS top-k."""
+    """The plugin's attributes (names as in the ONNX node), the pre-NMS top-k and which route's semantics."""
 
     score_threshold: float = 0.001
     iou_threshold: float = 0.5
@@ -37,7 +46,8 @@ class NMSParams:
     score_activation: bool = True
     class_agnostic: bool = False
     box_coding: int = 0
-    top_k: int = 4096
+    top_k: int = PLUGIN_TOP_K
+    semantics: str = "plugin"
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -46,8 +56,19 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return (0.5 * (np.tanh(0.5 * x) + 1.0)).astype(np.float32)
 
 
+def logit_threshold(threshold: float) -> np.float32:
+    """The logit a sigmoid score threshold maps to (float32; -inf for 0): sigmoid(x) >= t <=> x >= this.
+    The `--nms onnx` graph stores exactly this constant."""
+    t = float(threshold)
+    if t <= 0.0:
+        return np.float32(-np.inf)
+    if t >= 1.0:
+        return np.float32(np.inf)
+    return np.float32(np.log(t) - np.log1p(-t))
+
+
 def _corners(boxes: np.ndarray, anchors: np.ndarray | None, box_coding: int) -> np.ndarray:
-    """[N,4] plugin boxes (+ optional [N,4] anchors) -> [N,4] corners, as the plugin decodes them."""
+    """[n,4] plugin boxes (+ optional [n,4] anchors) -> [n,4] corners, as the plugin decodes them."""
     boxes = boxes.astype(np.float32)
     if anchors is None:
         if box_coding == 1:
@@ -71,16 +92,50 @@ def _reordered(b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.minimum(b[:, :2], b[:, 2:]), np.maximum(b[:, :2], b[:, 2:])], 1)
 
 
+def _top_rows(best: np.ndarray, k: int, keep_ties: bool) -> np.ndarray:
+    """Anchors with the k highest `best`. keep_ties (plugin): also every anchor tied with the k-th, in
+    anchor order - a superset that surely holds the global top-k pairs. Else (the graph's TopK): exactly
+    k, in (best desc, anchor asc) order."""
+    if not keep_ties:
+        return _top_positions(best, k)
+    if len(best) <= k:
+        return np.arange(len(best))
+    return np.flatnonzero(best >= np.partition(best, len(best) - k)[len(best) - k])
+
+
+def _top_positions(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest values, sorted by (value desc, position asc): a stable sort of -values
+    cut to k, without sorting everything (partition first, keeping the ties of the k-th value)."""
+    if len(values) > k:
+        kth = np.partition(values, len(values) - k)[len(values) - k]
+        pos = np.flatnonzero(values >= kth)
+    else:
+        pos = np.arange(len(values))
+    return pos[np.argsort(-values[pos], kind="stable")][:k]
+
+
 def _select(scores: np.ndarray, p: NMSParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Threshold, drop background, sort descending (stable), cut to top_k -> anchor, class, score."""
-    probs = sigmoid(scores) if p.score_activation else scores.astype(np.float32)
-    flat = probs.reshape(-1)
-    keep = np.nonzero(flat >= np.float32(p.score_threshold))[0]
+    """[N,C] scores -> (anchor, class, output score) of the pre-NMS top-k above threshold, sorted."""
+    onnx_route = p.semantics == "onnx"
+    activate = p.score_activation and not onnx_route           # plugin: rank and threshold on sigmoid
+    space = scores.astype(np.float32, copy=False)
+    if p.background_class >= 0:
+        space = space.copy()
+        space[:, p.background_class] = -np.inf
+    best = space.max(1)
+    best = sigmoid(best) if activate else best                 # sigmoid is monotonic: max commutes
+    rows = _top_rows(best, p.top_k, keep_ties=not onnx_route)
+    cand = sigmoid(space[rows]) if activate else space[rows]   # [A, C]
+    order = _top_positions(cand.reshape(-1), p.top_k)         # plugin: rows ascending, so ties by anchor*C+class
+    values = cand.reshape(-1)[order]
+    threshold = logit_threshold(p.score_threshold) if onnx_route and p.score_activation else np.float32(p.score_threshold)
+    keep = values >= threshold
     num_classes = scores.shape[1]
     if p.background_class >= 0:
-        keep = keep[keep % num_classes != p.background_class]
-    order = keep[np.argsort(-flat[keep], kind="stable")][: p.top_k]
-    return order // num_classes, order % num_classes, flat[order]
+        keep &= order % num_classes != p.background_class
+    order, values = order[keep], values[keep]
+    out = sigmoid(values) if onnx_route and p.score_activation else values
+    return rows[order // num_classes], order % num_classes, out
 
 
 def _greedy(boxes: np.ndarray, classes: np.ndarray, p: NMSParams) -> list[int]:
@@ -88,25 +143,27 @@ def _greedy(boxes: np.ndarray, classes: np.ndarray, p: NMSParams) -> list[int]:
     alive = np.ones(len(boxes), dtype=bool)
     kept: list[int] = []
     ordered = _reordered(boxes)
+    threshold = np.float32(p.iou_threshold)
     for i in range(len(boxes)):
         if not alive[i]:
             continue
         if len(kept) >= p.max_output_boxes:
             break
         kept.append(i)
-        rest = np.arange(i + 1, len(boxes))
-        rest = rest[alive[rest]]
+        later = slice(i + 1, len(boxes))
+        iou = box_iou(ordered[i : i + 1], ordered[later])[0]
+        hit = iou > threshold if p.semantics == "onnx" else iou >= threshold
         if not p.class_agnostic:
-            rest = rest[classes[rest] == classes[i]]
-        if len(rest):
-            iou = box_iou(ordered[i : i + 1], ordered[rest])[0]
-            alive[rest[iou >= np.float32(p.iou_threshold)]] = False
+            hit &= classes[later] == classes[i]
+        alive[later] &= ~hit
     return kept
 
 
 def efficient_nms(boxes: np.ndarray, scores: np.ndarray, anchors: np.ndarray | None = None,
                   params: NMSParams = NMSParams()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """EfficientNMS_TRT on [B,N,4] boxes and [B,N,C] scores (+ [1|B,N,4] anchors) -> the 4 outputs."""
+    """[B,N,4] boxes and [B,N,C] scores (+ [1|B,N,4] anchors) -> the 4 outputs (see module docstring)."""
+    if params.semantics not in SEMANTICS or params.top_k < 1:
+        raise ValueError(f"NMSParams: semantics must be one of {SEMANTICS} and top_k >= 1, got {params}")
     batch, k = scores.shape[0], params.max_output_boxes
     num = np.zeros((batch, 1), np.int32)
     out_boxes = np.zeros((batch, k, 4), np.float32)
