@@ -154,20 +154,23 @@ def build_engines(run: Run) -> None:
 
 
 def compare_all(run: Run) -> None:
-    from effdet_deploy.reporting import compare_targets, side_by_side
+    from effdet_deploy.reporting import compare_targets, worst_picture
     from effdet_deploy.tool_images import tool_images
+    from runtime.parity import SCORE_FLOOR
 
     s = run.settings
     _, images = tool_images(None, s.compare_images)
     labels = list(run.artifacts)
-    results, dets = compare_targets(run.reference, [str(run.artifacts[k]) for k in labels], images,
-                                    _torch_options(run))
-    for label, result, target_dets in zip(labels, results, dets[1:]):
+    logger.info(f"  {len(labels)} artifact(s) vs PyTorch on {len(images)} built-in image(s): raw outputs and "
+                f"detections at score >= {SCORE_FLOOR}")
+    comparison = compare_targets(run.reference, [str(run.artifacts[k]) for k in labels], images,
+                                 _torch_options(run), builtin_images=True)
+    for index, (label, result) in enumerate(zip(labels, comparison.results)):
         run.parity[label] = result.to_json()
+        logger.info(f"  {label}: {result.verdict}" + (f" ({'; '.join(result.reasons())})" if not result else ""))
         if not result:
             png = s.output / f"worst_{label}.png"
-            side_by_side(images[result.worst_image], dets[0][result.worst_image], target_dets[result.worst_image],
-                         ("PyTorch", label)).save(png)
+            worst_picture(comparison, index, images[result.worst_image], ("PyTorch", label)).save(png)
             run.pictures.append(png.name)
 
 
@@ -206,7 +209,7 @@ def draw_examples(run: Run) -> None:
     from runtime.draw import draw_detections
 
     names, images = tool_images(None, 5)
-    with Detector(run.artifacts["fp32"], score_threshold=0.4) as det:
+    with Detector(run.artifacts["fp32"]) as det:          # the one default score threshold (runtime/thresholds.py)
         for name, image, found in zip(names, images, det.detect(images)):
             labels = [det.info.class_name(int(c)) for c in found.classes]
             print(f"  {name}: {len(found)} found: {', '.join(f'{n} {s:.2f}' for n, s in zip(labels, found.scores)) or '-'}")

@@ -60,7 +60,14 @@ def write_report(run: Any) -> Path:
     lines += ["## Parity against PyTorch (detections, score >= 0.3)", ""] + _table(
         ["artifact", "F1", "mean IoU", "max score err", "max box err px", "result"],
         [[k, f"{p['f1']:.3f}", f"{p['mean_iou']:.3f}", f"{p['scores']['max_abs']:.2e}", f"{p['boxes']['max_abs']:.3f}",
-          "PASS" if p["pass"] else "FAIL: " + "; ".join(p["failures"])] for k, p in run.parity.items()]) + [""]
+          p["verdict"] + (": " + "; ".join(p["failures"] or p["inconclusive"]) if p["verdict"] != "PASS" else "")]
+         for k, p in run.parity.items()]) + [""]
+    lines += ["Raw network outputs (every anchor, before NMS; same inputs):", ""] + _table(
+        ["artifact", "max score err", "score cosine", "mean box err px", "result"],
+        [[k] + (["-", "-", "-", p["raw_note"]] if p["raw"] is None else
+                [f"{p['raw']['scores']['max_abs']:.2e}", f"{p['raw']['scores']['cosine']:.6f}",
+                 f"{p['raw']['boxes']['mean_abs']:.2e}", "PASS" if p["raw"]["pass"] else "FAIL"])
+         for k, p in run.parity.items()]) + [""]
     lines += ["## Speed (this machine)", ""] + _table(
         ["artifact", "backend", "median ms", "p90 ms", "p99 ms", "img/s", "stable"],
         [[k, b["backend"], f"{b['total_ms']['median']:.1f}", f"{b['total_ms']['p90']:.1f}", f"{b['total_ms']['p99']:.1f}",

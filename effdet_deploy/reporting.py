@@ -2,36 +2,97 @@
 judge parity, draw the worst image side by side."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from effdet_deploy.raw_outputs import raw_runner
+from runtime.agreement import above
 from runtime.detector import Detector
 from runtime.draw import draw_detections
-from runtime.parity import ParityResult, compare_detections
+from runtime.model_info import ModelInfo
+from runtime.parity import SCORE_FLOOR, ParityResult, RawParity, compare_detections, compare_raw
 from runtime.result import Detections
 
 
+@dataclass
+class Comparison:
+    """Parity results per target, the detections of every file (reference first), the reference's class names."""
+
+    results: list[ParityResult]
+    detections: list[list[Detections]]
+    class_names: tuple[str, ...]
+
+
 def detections_for(path: str, images: Sequence[np.ndarray], options: dict[str, Any] | None = None
-                   ) -> tuple[list[Detections], str]:
-    """All images through one model file; returns the detections and the file's precision.
+                   ) -> tuple[list[Detections], ModelInfo]:
+    """All images through one model file; returns the detections and what the file says about itself.
     options: backend options (for checkpoints: model=architecture, image_size=...)."""
-    with Detector(path, **(options or {})) as det:
-        return list(det.detect(list(images))), det.info.precision
+    with Detector(path, score_threshold=0.0, **(options or {})) as det:   # all the file keeps; parity filters
+        return list(det.detect(list(images))), det.info
 
 
 def compare_targets(reference: str, targets: Sequence[str], images: Sequence[np.ndarray],
-                    reference_options: dict[str, Any] | None = None,
-                    atol: float | None = None, rtol: float | None = None
-                    ) -> tuple[list[ParityResult], list[list[Detections]]]:
-    ref, _ = detections_for(reference, images, reference_options)
-    results, all_dets = [], [ref]
+                    reference_options: dict[str, Any] | None = None, atol: float | None = None,
+                    rtol: float | None = None, builtin_images: bool = False) -> Comparison:
+    """Both levels (raw outputs, detections) of every target against the reference, with warnings."""
+    ref, ref_info = detections_for(reference, images, reference_options)
+    ref_raw = RawCache(reference, reference_options, images)
+    comparison = Comparison([], [ref], ref_info.class_names)
     for target in targets:
-        dets, precision = detections_for(target, images)
-        results.append(compare_detections(target, precision, ref, dets, atol, rtol))
-        all_dets.append(dets)
-    return results, all_dets
+        dets, info = detections_for(target, images)
+        result = compare_detections(target, info.precision, ref, dets, atol, rtol)
+        result.warnings = mismatch_warnings(ref_info, info, builtin_images)
+        raw, note = ref_raw.compare(target, info, result.limits)
+        result.add_raw(raw, note)
+        comparison.results.append(result)
+        comparison.detections.append(dets)
+    return comparison
+
+
+def mismatch_warnings(ref: ModelInfo, target: ModelInfo, builtin_images: bool) -> list[str]:
+    """What makes a comparison less meaningful than it looks."""
+    from effdet.config import SHAPES_CLASSES
+
+    found = []
+    if ref.num_classes != target.num_classes:
+        found.append(f"reference has {ref.num_classes} classes, target {target.num_classes}: different class maps")
+    if ref.image_size != target.image_size:
+        found.append(f"reference input {ref.image_size[0]}x{ref.image_size[1]}, target "
+                     f"{target.image_size[0]}x{target.image_size[1]}: raw outputs are not comparable")
+    if builtin_images and not (ref.model.startswith("shapes") or set(ref.class_names) == set(SHAPES_CLASSES)):
+        found.append(f"the built-in images are generated shapes scenes, and {ref.model} was not trained on them: "
+                     "give --images with pictures of what the model detects")
+    return found
+
+
+class RawCache:
+    """The reference's raw outputs, computed once (kept in memory when under ~1 GB, else recomputed per target)."""
+
+    def __init__(self, reference: str, options: dict[str, Any] | None, images: Sequence[np.ndarray]) -> None:
+        self.runner, self.note = raw_runner(reference, options)
+        self.images = images
+        self.kept: list[tuple[np.ndarray, np.ndarray]] | None = None
+        if self.runner is not None:
+            h, w = self.runner.info.image_size
+            if h * w * 0.2 * (self.runner.info.num_classes + 4) * 4 * len(images) < 1e9:
+                self.kept = list(self.runner.outputs(images))
+
+    def compare(self, target: str, info: ModelInfo, limits: dict[str, float | None]) -> tuple[RawParity | None, str]:
+        """(raw parity, "") or (None, why there is no raw level)."""
+        if self.runner is None:
+            return None, self.note
+        ref = self.runner.info
+        if (ref.image_size, ref.num_classes) != (info.image_size, info.num_classes):
+            return None, "raw outputs not compared: input size or class count differ"
+        runner, note = raw_runner(target)
+        if runner is None:
+            return None, note
+        pairs = zip(self.kept if self.kept is not None else self.runner.outputs(self.images),
+                    runner.outputs(self.images))
+        return compare_raw(pairs, limits), ""
 
 
 def side_by_side(image: np.ndarray, left: Detections, right: Detections, titles: tuple[str, str],
@@ -45,3 +106,12 @@ def side_by_side(image: np.ndarray, left: Detections, right: Detections, titles:
     draw.text((4, 4), titles[0], fill=(0, 0, 0))
     draw.text((a.width + 14, 4), titles[1], fill=(0, 0, 0))
     return canvas
+
+
+def worst_picture(comparison: Comparison, index: int, image: np.ndarray, titles: tuple[str, str]) -> Image.Image:
+    """The worst image of target `index`: reference and target detections above the compare threshold, named."""
+    result = comparison.results[index]
+    i = result.worst_image
+    left, right = comparison.detections[0][i], comparison.detections[index + 1][i]
+    return side_by_side(image, above(left, SCORE_FLOOR), above(right, SCORE_FLOOR),
+                        (f"{titles[0]} (score >= {SCORE_FLOOR})", titles[1]), comparison.class_names)

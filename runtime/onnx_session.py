@@ -1,30 +1,76 @@
-"""Opening an ONNX file in ONNX Runtime: providers, threads, the plugin stand-in, metadata."""
+"""Opening an ONNX file in ONNX Runtime: providers, threads, the plugin stand-in, metadata.
+
+Only a file that contains TensorRT's EfficientNMS_TRT node needs the CPU stand-in (onnxruntime-extensions),
+so an edge install of the base package + onnxruntime-gpu opens every other file. ONNX Runtime's own
+messages (e.g. the red provider errors when CUDA libraries are absent) are silenced unless the package
+logger is at DEBUG (`-v`); a provider that did not start is one warning line instead.
+"""
 from __future__ import annotations
 
+import logging
+import mmap
 from pathlib import Path
 
 from runtime.errors import DeployError
+from runtime.log import logger
+
+PLUGIN_OP = b"EfficientNMS_TRT"
+PLUGIN_EXTRA = "efficientdet-deploy[ort-nms]"
+ORT_ERRORS_ONLY, ORT_FATAL_ONLY = 3, 4     # onnxruntime logger severities
 
 
-def create_session(path: str | Path, providers: list[str] | None = None, threads: int | None = None):  # type: ignore[no-untyped-def]
-    """An InferenceSession for `path` (CPU unless providers given); EfficientNMS_TRT runs via the reference."""
+def create_session(source: str | Path | bytes, providers: list[str] | None = None, threads: int | None = None,
+                   source_name: str | None = None):  # type: ignore[no-untyped-def]
+    """An InferenceSession for a file path or serialized model (CPU unless providers given).
+
+    source_name: how to name an in-memory model in errors. EfficientNMS_TRT runs via the numpy reference.
+    """
     try:
         import onnxruntime as ort
     except ImportError:
         raise DeployError("ONNX files need onnxruntime (pip install onnxruntime-gpu)") from None
-    from runtime.ort_plugins import custom_ops_library
-
-    path = Path(path)
-    if not path.is_file():
-        raise DeployError(f"{path}: file not found")
+    name = source_name or str(source if not isinstance(source, bytes) else "<in-memory model>")
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise DeployError(f"{source}: file not found")
+    ort.set_default_logger_severity(ORT_ERRORS_ONLY if logger.isEnabledFor(logging.DEBUG) else ORT_FATAL_ONLY)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    options.register_custom_ops_library(custom_ops_library())
+    if has_plugin_node(source):
+        options.register_custom_ops_library(_plugin_library(name))
+    wanted = providers or ["CPUExecutionProvider"]
     try:
-        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options, providers=wanted)
     except Exception as e:  # onnxruntime raises its own exception types
-        raise DeployError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})") from None
+        raise DeployError(f"{name}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})") from None
+    missing = [p for p in wanted if p not in session.get_providers()]
+    if missing:
+        logger.warning("%s: ONNX Runtime could not start %s (its CUDA/cuDNN/TensorRT libraries are missing?); "
+                       "running on %s (-v shows ONNX Runtime's messages)", name, ", ".join(missing),
+                       ", ".join(session.get_providers()))
+    return session
+
+
+def has_plugin_node(source: str | Path | bytes) -> bool:
+    """Whether the model contains an EfficientNMS_TRT node (its op type appears in the serialized file)."""
+    if isinstance(source, bytes):
+        return PLUGIN_OP in source
+    with open(source, "rb") as f:
+        if Path(source).stat().st_size == 0:
+            return False
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return m.find(PLUGIN_OP) >= 0
+
+
+def _plugin_library(name: str) -> str:
+    from runtime.ort_plugins import custom_ops_library
+
+    try:
+        return custom_ops_library()
+    except DeployError:
+        raise DeployError(f"{name}: contains TensorRT's EfficientNMS_TRT node; ONNX Runtime runs it through a CPU "
+                          f"stand-in that needs onnxruntime-extensions: pip install \"{PLUGIN_EXTRA}\" "
+                          "(or export with --nms onnx for a file that runs anywhere)") from None
 
 
 def metadata(session) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -1,12 +1,18 @@
-"""Parity of a target model file against a reference, at the level users care about: detections.
+"""Parity of a target model file against a reference, at two levels, as Polygraphy compares runners:
 
-Small functions returning result objects (truthy = pass, numbers inside). Default tolerances per
-precision live in TOLERANCES; --atol/--rtol override the box/score ones.
+- raw: the network's outputs before thresholding and NMS (decoded boxes [N,4], sigmoid scores [N,C] for
+  every anchor) on the same inputs - compared even where neither file detects anything;
+- detections: what users see (matched boxes/scores above SCORE_FLOOR, F1, IoU).
+
+Small functions returning result objects (truthy = PASS, numbers inside). The verdict is PASS, FAIL or
+INCONCLUSIVE (DESIGN §4): a level that fails is FAIL; fewer than MIN_MATCHED matched detections is too
+little evidence for a detection-level PASS, so it is INCONCLUSIVE with the reason - never PASS on nothing.
+Default tolerances per precision live in TOLERANCES; --atol/--rtol override the box/score ones.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -14,26 +20,107 @@ from runtime.agreement import Agreement, above, agreement, match_pairs
 from runtime.result import Detections
 
 # precision -> limits (None = not checked); the one place parity tolerances live (compare, pipeline, tests).
-# Boxes in original-image pixels; F1 and IoU at IoU 0.5, same class, score >= SCORE_FLOOR; rtol bounds the
-# mean relative score error and score_delta the mean absolute score error of matched detections.
+# Detections: boxes in original-image pixels; F1 and IoU at IoU 0.5, same class, score >= SCORE_FLOOR; rtol
+# bounds the mean relative score error and score_delta the mean absolute score error of matched detections.
 # INT8 is judged at detection level only: single-score outliers are expected from 8-bit activations.
+# Raw outputs over all anchors: raw_score_atol = max |score error|, raw_cosine = min cosine similarity of
+# boxes and of scores, raw_box_mean = mean |box corner error| in network-input pixels. Measured on shapes_d0
+# at 256 on 6 scenes (CPU, ORT 1.24): FP32 1.2e-6 / 1.0000000 / 3e-6 px, FP16 7.7e-4 / 1.000000 / 0.003 px,
+# INT8 0.47 / 0.984 / 0.81 px; one backbone conv x-3 in FP32: 6.9e-3 / 0.99992 / 0.29 px (must fail).
 TOLERANCES: dict[str, dict[str, float | None]] = {
-    "fp32": {"f1": 0.99, "mean_iou": 0.99, "score_atol": 1e-3, "box_atol": 0.5, "rtol": 1e-3, "score_delta": None},
-    "fp16": {"f1": 0.97, "mean_iou": 0.98, "score_atol": 1e-2, "box_atol": 0.5, "rtol": 1e-2, "score_delta": None},
-    "int8": {"f1": 0.90, "mean_iou": 0.90, "score_atol": None, "box_atol": None, "rtol": None, "score_delta": 0.1},
+    "fp32": {"f1": 0.99, "mean_iou": 0.99, "score_atol": 1e-3, "box_atol": 0.5, "rtol": 1e-3, "score_delta": None,
+             "raw_score_atol": 1e-3, "raw_cosine": 0.99999, "raw_box_mean": 0.01},
+    "fp16": {"f1": 0.97, "mean_iou": 0.98, "score_atol": 1e-2, "box_atol": 0.5, "rtol": 1e-2, "score_delta": None,
+             "raw_score_atol": 1e-2, "raw_cosine": 0.9999, "raw_box_mean": 0.05},
+    "int8": {"f1": 0.90, "mean_iou": 0.90, "score_atol": None, "box_atol": None, "rtol": None, "score_delta": 0.1,
+             "raw_score_atol": None, "raw_cosine": 0.95, "raw_box_mean": 2.0},
 }
 SCORE_FLOOR = 0.3
+MIN_MATCHED = 10      # matched detections (all images together) below which the detection level is INCONCLUSIVE
 
 
 @dataclass(frozen=True)
 class TensorStats:
-    """Errors over matched detections of one output (boxes or scores)."""
+    """Errors of one output (boxes or scores): absolute, relative (to |reference|, floor 1e-6), cosine."""
 
     max_abs: float
     mean_abs: float
     max_rel: float
     mean_rel: float
     cosine: float
+
+
+class StatsAccumulator:
+    """TensorStats over many arrays without holding them all (raw outputs are [N,C] per image)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.max_abs = self.sum_abs = self.max_rel = self.sum_rel = self.dot = self.rr = self.gg = 0.0
+
+    def add(self, ref: np.ndarray, got: np.ndarray) -> None:
+        r, g = ref.astype(np.float64).ravel(), got.astype(np.float64).ravel()
+        if r.size == 0:
+            return
+        diff = np.abs(r - g)
+        rel = diff / np.maximum(np.abs(r), 1e-6)
+        self.n += r.size
+        self.max_abs, self.sum_abs = max(self.max_abs, float(diff.max())), self.sum_abs + float(diff.sum())
+        self.max_rel, self.sum_rel = max(self.max_rel, float(rel.max())), self.sum_rel + float(rel.sum())
+        self.dot, self.rr, self.gg = self.dot + float(r @ g), self.rr + float(r @ r), self.gg + float(g @ g)
+
+    def stats(self) -> TensorStats:
+        if not self.n:
+            return TensorStats(0.0, 0.0, 0.0, 0.0, 1.0)
+        denom = np.sqrt(self.rr * self.gg)
+        cosine = self.dot / denom if denom else float(self.rr == self.gg)
+        return TensorStats(self.max_abs, self.sum_abs / self.n, self.max_rel, self.sum_rel / self.n, float(cosine))
+
+
+def tensor_stats(ref: np.ndarray, got: np.ndarray) -> TensorStats:
+    acc = StatsAccumulator()
+    acc.add(ref, got)
+    return acc.stats()
+
+
+@dataclass
+class RawParity:
+    """Raw-output level: decoded boxes and sigmoid scores of every anchor, on the same inputs."""
+
+    boxes: TensorStats
+    scores: TensorStats
+    images: int
+    anchors: int
+    failures: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return not self.failures
+
+
+def compare_raw(pairs: Iterable[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
+                limits: dict[str, float | None]) -> RawParity:
+    """pairs of ((ref boxes [N,4], ref scores [N,C]), (target boxes, target scores)) per image -> RawParity."""
+    boxes, scores = StatsAccumulator(), StatsAccumulator()
+    images = anchors = 0
+    for (rb, rs), (gb, gs) in pairs:
+        boxes.add(rb, gb)
+        scores.add(rs, gs)
+        images, anchors = images + 1, rb.shape[0]
+    result = RawParity(boxes.stats(), scores.stats(), images, anchors)
+    checks = [("raw max score error", result.scores.max_abs, limits.get("raw_score_atol"), True),
+              ("raw score cosine", result.scores.cosine, limits.get("raw_cosine"), False),
+              ("raw box cosine", result.boxes.cosine, limits.get("raw_cosine"), False),
+              ("raw mean box error (px)", result.boxes.mean_abs, limits.get("raw_box_mean"), True)]
+    result.failures = _failed(checks)
+    return result
+
+
+def _failed(checks: list[tuple[str, float, float | None, bool]]) -> list[str]:
+    """'label value > limit' for each (label, value, limit, limit is an upper bound) check that fails."""
+    out = []
+    for label, value, limit, upper in checks:
+        if limit is not None and ((value > limit) if upper else (value < limit)):
+            out.append(f"{label} {value:.6g} {'>' if upper else '<'} {limit:.6g}")
+    return out
 
 
 @dataclass
@@ -46,29 +133,44 @@ class ParityResult:
     limits: dict[str, float | None]
     failures: list[str] = field(default_factory=list)
     worst_image: int = 0
+    images: int = 0
+    inconclusive: list[str] = field(default_factory=list)   # why the detection level proves nothing
+    raw: RawParity | None = None
+    raw_note: str = ""                                       # why there is no raw level
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """FAIL if any level failed, else INCONCLUSIVE if too little was compared, else PASS."""
+        if self.failures or (self.raw is not None and not self.raw):
+            return "FAIL"
+        return "INCONCLUSIVE" if self.inconclusive else "PASS"
 
     def __bool__(self) -> bool:
-        return not self.failures
+        return self.verdict == "PASS"
+
+    def add_raw(self, raw: RawParity | None, note: str = "") -> None:
+        self.raw, self.raw_note = raw, note
+
+    def reasons(self) -> list[str]:
+        """What made the verdict: failures of both levels, else the inconclusive reasons."""
+        failed = self.failures + (self.raw.failures if self.raw is not None else [])
+        return failed or self.inconclusive
 
     def to_json(self) -> dict[str, object]:
         a = self.agreement
-        return {"target": self.target, "precision": self.precision, "pass": bool(self), "failures": self.failures,
+        raw = None if self.raw is None else {"boxes": asdict(self.raw.boxes), "scores": asdict(self.raw.scores),
+                                             "images": self.raw.images, "anchors": self.raw.anchors,
+                                             "pass": bool(self.raw), "failures": self.raw.failures}
+        return {"target": self.target, "precision": self.precision, "verdict": self.verdict, "pass": bool(self),
+                "failures": self.failures + (self.raw.failures if self.raw is not None else []),
+                "inconclusive": self.inconclusive, "warnings": self.warnings, "images": self.images,
+                "score_threshold": SCORE_FLOOR, "min_matched": MIN_MATCHED,
                 "f1": a.f1, "precision_det": a.precision, "recall": a.recall, "mean_iou": a.mean_iou,
                 "mean_score_delta": a.mean_score_delta, "max_score_delta": a.max_score_delta,
                 "matched": a.matched, "reference_detections": a.reference, "target_detections": a.target,
                 "boxes": asdict(self.boxes), "scores": asdict(self.scores), "limits": self.limits,
-                "worst_image": self.worst_image}
-
-
-def tensor_stats(ref: np.ndarray, got: np.ndarray) -> TensorStats:
-    if ref.size == 0:
-        return TensorStats(0.0, 0.0, 0.0, 0.0, 1.0)
-    r, g = ref.astype(np.float64).ravel(), got.astype(np.float64).ravel()
-    diff = np.abs(r - g)
-    rel = diff / np.maximum(np.abs(r), 1e-6)
-    denom = np.linalg.norm(r) * np.linalg.norm(g)
-    return TensorStats(float(diff.max()), float(diff.mean()), float(rel.max()), float(rel.mean()),
-                       float(r @ g / denom) if denom else 1.0)
+                "worst_image": self.worst_image, "raw": raw, "raw_note": self.raw_note}
 
 
 def matched_pairs(reference: Sequence[Detections], target: Sequence[Detections]) -> tuple[np.ndarray, ...]:
@@ -82,28 +184,36 @@ def matched_pairs(reference: Sequence[Detections], target: Sequence[Detections])
     return as_arr(rb, (-1, 4)), as_arr(gb, (-1, 4)), as_arr(rs, (-1,)), as_arr(gs, (-1,))
 
 
-def compare_detections(name: str, precision: str, reference: Sequence[Detections], target: Sequence[Detections],
-                       atol: float | None = None, rtol: float | None = None) -> ParityResult:
-    """Detection agreement + matched box/score errors, judged against the precision's limits."""
+def tolerances(precision: str, atol: float | None = None, rtol: float | None = None) -> dict[str, float | None]:
+    """The precision's limits with the --atol/--rtol overrides applied."""
     limits = dict(TOLERANCES.get(precision, TOLERANCES["fp32"]))
     if atol is not None:
         limits["score_atol"] = atol
         limits["box_atol"] = max(limits["box_atol"] or 0.0, atol)
     if rtol is not None:
         limits["rtol"] = rtol
+    return limits
+
+
+def compare_detections(name: str, precision: str, reference: Sequence[Detections], target: Sequence[Detections],
+                       atol: float | None = None, rtol: float | None = None) -> ParityResult:
+    """Detection agreement + matched box/score errors, judged against the precision's limits."""
+    limits = tolerances(precision, atol, rtol)
     agree = agreement(reference, target, SCORE_FLOOR)
     rb, gb, rs, gs = matched_pairs(reference, target)
-    result = ParityResult(name, precision, agree, tensor_stats(rb, gb), tensor_stats(rs, gs), limits)
-    checks = [("F1", agree.f1, limits["f1"], False), ("mean IoU", agree.mean_iou, limits["mean_iou"], False),
-              ("max score error", result.scores.max_abs, limits["score_atol"], True),
-              ("max box error (px)", result.boxes.max_abs, limits["box_atol"], True),
-              ("mean relative score error", result.scores.mean_rel, limits["rtol"], True),
-              ("mean score delta", agree.mean_score_delta, limits["score_delta"], True)]
-    for label, value, limit, upper in checks:
-        if limit is None:
-            continue
-        if (value > limit) if upper else (value < limit):
-            result.failures.append(f"{label} {value:.4g} {'>' if upper else '<'} {limit:.4g}")
+    result = ParityResult(name, precision, agree, tensor_stats(rb, gb), tensor_stats(rs, gs), limits,
+                          images=len(reference))
+    result.failures = _failed([
+        ("F1", agree.f1, limits["f1"], False), ("mean IoU", agree.mean_iou, limits["mean_iou"], False),
+        ("max score error", result.scores.max_abs, limits["score_atol"], True),
+        ("max box error (px)", result.boxes.max_abs, limits["box_atol"], True),
+        ("mean relative score error", result.scores.mean_rel, limits["rtol"], True),
+        ("mean score delta", agree.mean_score_delta, limits["score_delta"], True)])
+    if agree.matched < MIN_MATCHED:
+        result.inconclusive.append(
+            f"only {agree.matched} matched detection(s) at score >= {SCORE_FLOOR} on {len(reference)} image(s) "
+            f"(reference {agree.reference}, target {agree.target}; at least {MIN_MATCHED} needed): use images "
+            "on which the model detects objects (--images)")
     per_image = [agreement([r], [t], SCORE_FLOOR).disagreement for r, t in zip(reference, target)]
     result.worst_image = int(np.argmax(per_image)) if per_image else 0
     return result

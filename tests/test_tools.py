@@ -51,7 +51,7 @@ def test_compare_pass_and_fail(files, tmp_path):
     ok = cli("compare", "--reference", "shapes_d0", "--target", files["fp32"], "--target", files["fp16"],
              "--max-images", 6, "--output", tmp_path / "ok")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.count("PASS") == 2
+    assert ok.stdout.count("=> PASS") == 2
     fail = cli("compare", "--reference", "shapes_d0", "--target", bad, "--max-images", 6, "--output", tmp_path / "bad")
     assert fail.returncode == 1 and "FAIL" in fail.stdout
     report = json.loads((tmp_path / "bad" / "compare.json").read_text())

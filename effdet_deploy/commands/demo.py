@@ -16,14 +16,15 @@ def run(args: argparse.Namespace) -> int:
     from effdet_deploy.pipeline import PipelineSettings, run_pipeline
 
     result = run_pipeline(PipelineSettings(model=args.model, output=args.output, eval_images=args.eval_images))
-    print(f"\n{'artifact':14s} {'parity':6s} {'AP':>6s} {'median ms':>10s}  backend")
+    print(f"\n{'artifact':14s} {'parity':12s} {'AP':>6s} {'median ms':>10s}  backend")
     for label, bench in result.bench.items():
-        parity = result.parity.get(label, {}).get("pass")
+        parity = result.parity.get(label, {}).get("verdict")
         ap = result.accuracy.get(label, {}).get("AP")
-        print(f"{label:14s} {'-' if parity is None else 'PASS' if parity else 'FAIL':6s} "
+        print(f"{label:14s} {parity or '-':12s} "
               f"{'-' if ap is None else f'{ap:.3f}':>6s} {bench['total_ms']['median']:10.1f}  {bench['backend']}")
     for note in result.notes:
         print(f"note: {note}")
     print(f"\nreport: {args.output / 'report.md'} (pictures: {', '.join(result.pictures[:3])}, ...)")
-    failed = [k for k, p in result.parity.items() if not p["pass"]]
-    return 1 if failed else 0
+    from effdet_deploy.commands.compare import EXIT_CODES, verdict_of
+
+    return EXIT_CODES[verdict_of([p["verdict"] for p in result.parity.values()])]

@@ -25,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, output=args.output, checkpoint=args.checkpoint, image_size=args.image_size,
         calib_dir=args.calib_dir, calib_images=args.calib_images, images=args.images, annotations=args.annotations,
         eval_images=args.eval_images, bench_iterations=args.bench_iterations))
-    failed = [k for k, p in result.parity.items() if not p["pass"]]
-    print(f"wrote {args.output / 'report.md'}, summary.json and plots"
-          + (f"; parity FAILED for {', '.join(failed)}" if failed else "; all parity checks passed"))
-    return 1 if failed else 0
+    from effdet_deploy.commands.compare import EXIT_CODES, verdict_of
+
+    verdict = verdict_of([p["verdict"] for p in result.parity.values()])
+    odd = [f"{k} {p['verdict']}" for k, p in result.parity.items() if p["verdict"] != "PASS"]
+    print(f"wrote {args.output / 'report.md'}, summary.json and plots; parity {verdict}"
+          + (f" ({', '.join(odd)})" if odd else " for every artifact"))
+    return EXIT_CODES[verdict]

@@ -1,5 +1,6 @@
 """ONNX Runtime backend: CUDA / TensorRT execution providers when present and asked for, else CPU.
-ONNX Runtime sessions are thread-safe for `run`; the EfficientNMS_TRT node runs via the CPU reference."""
+ONNX Runtime sessions are thread-safe for `run`; the EfficientNMS_TRT node runs via the CPU reference.
+A device that cannot be used here is one warning line, then CPU."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +9,7 @@ from runtime.backends.base import Backend
 from runtime.errors import DeployError
 from runtime.gpu import cuda_device_count
 from runtime.lazy import lazy_import
+from runtime.log import logger
 from runtime.model_info import ModelInfo
 from runtime.onnx_session import create_session, metadata
 
@@ -26,6 +28,9 @@ def pick_providers(device: str | None) -> list[str]:
         device = "cuda" if cuda_device_count() else "cpu"
     if device not in PROVIDERS:
         raise DeployError(f"device '{device}' is not one of {', '.join(PROVIDERS)}")
+    if device != "cpu" and not cuda_device_count():
+        logger.warning("device '%s' asked for, but there is no CUDA device here: running on CPU", device)
+        return PROVIDERS["cpu"]
     wanted = PROVIDERS[device]
     return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
 
