@@ -1,16 +1,20 @@
 """Reading effdet checkpoints: plain state_dicts as `effdet.create_model(...)` saves them, or wrapped in
 {"state_dict"|"model"|"state_dict_ema"|"model_ema": ...}, with "module."/"model." prefixes (DDP, the
 DetBench wrapper). Strict key matching; anything wrong is one DeployError naming the keys.
+Training checkpoints also record the architecture, image size and class names (CheckpointFacts), so
+export, the Detector and the pipeline need not be told them again.
 """
 from __future__ import annotations
 
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from effdet.config import parse_image_size
 from runtime.errors import DeployError
 from runtime.log import logger
 
@@ -19,8 +23,17 @@ PREFIXES = ("module.", "model.")
 CLASS_HEAD = "class_net.predict.conv_pw"
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file, unwrapped and with training prefixes removed."""
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """What a training checkpoint records beside its weights (effdet/train.py writes them); empty if not."""
+
+    model: str | None = None
+    image_size: tuple[int, int] | None = None
+    class_names: tuple[str, ...] = ()
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointFacts]:
+    """The tensors of a checkpoint file (unwrapped, training prefixes removed) and the facts it records."""
     path = Path(path)
     if not path.is_file():
         raise DeployError(f"{path}: checkpoint not found")
@@ -28,6 +41,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
         raise DeployError(f"{path}: not a readable PyTorch checkpoint ({str(e).splitlines()[0][:200]})") from None
+    facts = _facts(obj, path)
     if isinstance(obj, dict):
         for key in WRAPPER_KEYS:
             if isinstance(obj.get(key), dict):
@@ -35,7 +49,33 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise DeployError(f"{path}: does not hold a state_dict of tensors")
-    return {_strip(k): v for k, v in obj.items() if not _strip(k).startswith("anchors.")}
+    return {_strip(k): v for k, v in obj.items() if not _strip(k).startswith("anchors.")}, facts
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, unwrapped and with training prefixes removed."""
+    return read_checkpoint(path)[0]
+
+
+def checkpoint_facts(path: str | Path) -> CheckpointFacts:
+    """Architecture, image size and class names a checkpoint records (CheckpointFacts() for plain state_dicts)."""
+    return read_checkpoint(path)[1]
+
+
+def _facts(obj: object, path: Path) -> CheckpointFacts:
+    """Top-level architecture / image_size / class_names of a training checkpoint (its `settings` as fallback)."""
+    if not isinstance(obj, dict):
+        return CheckpointFacts()
+    settings = obj.get("settings") if isinstance(obj.get("settings"), dict) else {}
+    model = obj.get("architecture", settings.get("model"))
+    size = obj.get("image_size", settings.get("image_size"))
+    names = obj.get("class_names", ())
+    try:
+        return CheckpointFacts(str(model) if model is not None else None,
+                               parse_image_size(size) if size is not None else None,
+                               tuple(str(n) for n in names))
+    except (DeployError, TypeError) as e:
+        raise DeployError(f"{path}: malformed image_size/class_names in the checkpoint ({e})") from None
 
 
 def _strip(key: str) -> str:

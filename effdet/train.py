@@ -135,11 +135,13 @@ def lr_at(step: int, s: TrainSettings) -> float:
 
 
 def save_checkpoint(path: Path, model: EfficientDet, ema: WeightEMA, step: int, s: TrainSettings) -> None:
-    """Atomic write of {state_dict, state_dict_ema, step, settings}; `create_model` loads the EMA weights."""
+    """Atomic write of {state_dict, state_dict_ema, step, settings} + the facts every consumer reads back
+    (effdet.checkpoint.CheckpointFacts: architecture, image size, class names); `create_model` loads the EMA weights."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "state_dict_ema": ema.state, "step": step,
-                "settings": asdict(s), "class_names": list(CLASS_NAMES)}, buf)
+                "settings": asdict(s), "architecture": model.config.name,
+                "image_size": list(model.config.image_size), "class_names": list(CLASS_NAMES)}, buf)
     write_atomic(path, buf.getvalue())
 
 

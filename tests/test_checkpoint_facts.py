@@ -1,0 +1,50 @@
+"""Training checkpoints carry architecture, image size and class names (issue 13.6); create_model, export,
+the Detector's PyTorch backend, the pipeline and `info` use them without being told again."""
+from pathlib import Path
+
+import onnx
+import torch
+
+from effdet import create_model
+from effdet.checkpoint import CheckpointFacts, checkpoint_facts
+from effdet.synthetic import CLASS_NAMES
+from effdet.train import WeightEMA, save_checkpoint
+from effdet.train_settings import TrainSettings
+from effdet_deploy.info import describe
+from runtime.detector import Detector
+
+
+def _training_checkpoint(tmp: Path) -> Path:
+    torch.manual_seed(0)
+    model = create_model("tf_efficientdet_d0", num_classes=len(CLASS_NAMES), image_size=160)
+    path = tmp / "last.pth"
+    save_checkpoint(path, model, WeightEMA(model, 0.9), 1, TrainSettings(image_size=160))
+    return path
+
+
+def test_checkpoint_records_and_consumers_use_size_and_names(tmp_path):
+    path = _training_checkpoint(tmp_path)
+    facts = checkpoint_facts(path)
+    assert facts == CheckpointFacts("tf_efficientdet_d0", (160, 160), tuple(CLASS_NAMES))
+    model = create_model("tf_efficientdet_d0", checkpoint=path)
+    assert model.config.image_size == (160, 160) and model.config.class_names == tuple(CLASS_NAMES)
+    with Detector(path, backend="torch") as det:                   # architecture from the checkpoint too
+        assert det.info.image_size == (160, 160) and det.info.class_names == tuple(CLASS_NAMES)
+    checkpoint = dict(describe(str(path)))["checkpoint"]
+    assert ("image size", "160x160 (HxW)") in checkpoint
+
+
+def test_export_and_pipeline_use_the_checkpoint(tmp_path):
+    from effdet_deploy.pipeline import PipelineSettings, Run, export_artifacts
+
+    path = _training_checkpoint(tmp_path)
+    run = Run(PipelineSettings(model="tf_efficientdet_d0", output=tmp_path, checkpoint=path), reference=str(path))
+    export_artifacts(run)
+    meta = {p.key: p.value for p in onnx.load(str(run.artifacts["fp32"]), load_external_data=False).metadata_props}
+    assert meta["image_size"] == "160,160" and meta["class_names"] == '["' + '", "'.join(CLASS_NAMES) + '"]'
+
+
+def test_plain_state_dict_has_no_facts(tmp_path):
+    torch.save(create_model("tf_efficientdet_d0", image_size=128).state_dict(), tmp_path / "plain.pth")
+    assert checkpoint_facts(tmp_path / "plain.pth") == CheckpointFacts()
+    assert create_model("tf_efficientdet_d0", checkpoint=tmp_path / "plain.pth").config.image_size == (512, 512)
