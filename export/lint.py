@@ -1,18 +1,23 @@
-"""TensorRT-compatibility lint: every op is one the TensorRT ONNX parser imports, no unsupported dtypes,
-plugin attributes valid. Names the offending node. Run at the end of every export.
+"""TensorRT-compatibility lint for a target TensorRT version: every op is one that version's ONNX parser
+imports, the opset is within its range, the attributes and inputs of the ops we emit are ones the parser
+accepts, plugin attributes are valid, and NonMaxSuppression never sees more boxes than INMSLayer keeps.
+Names the offending node. Run at the end of every export (target: the file's `min_tensorrt`, else 8.6).
 
-    python -m export.lint model.onnx
+    python -m export.lint model.onnx [--trt-version 10.3]
 """
 from __future__ import annotations
 
+import argparse
 import sys
+from dataclasses import dataclass
 
+import numpy as np
 import onnx
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 # Ops the TensorRT 10.x ONNX parser imports natively, from onnx-tensorrt `docs/operators.md`
-# (TensorRT 10.13 / 10.x branch; the subset an EfficientDet graph and its post-processing can contain,
-# plus common neighbours). Keep in this one place.
+# (10.1-GA and 10.15; the subset an EfficientDet graph and its post-processing can contain, plus common
+# neighbours). Per-branch exceptions are in ParserRules.missing_ops.
 TRT_SUPPORTED_OPS = frozenset("""
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast Ceil Clip
 Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace DequantizeLinear Div
@@ -25,12 +30,58 @@ ReduceSumSquare Relu Reshape Resize Round ScatterElements ScatterND Selu Shape S
 Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile
 TopK Transpose Unsqueeze Where Xor
 """.split())
-TRT_SOURCE = "onnx-tensorrt operators.md, TensorRT 10.13"
-TRT_TOPK_MAX_K = 3840
 UNSUPPORTED_DTYPES = {TensorProto.DOUBLE: "float64", TensorProto.STRING: "string",
                       TensorProto.COMPLEX64: "complex64", TensorProto.COMPLEX128: "complex128"}
+REDUCE_OPS = frozenset({"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+                        "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare"})
+# Resize: the same lists in operators.md of 8.6-GA, 10.1-GA and 10.15 (onnx-tensorrt, since 8.0).
+RESIZE_TRANSFORMS = frozenset({"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric",
+                               "align_corners"})
+RESIZE_MODES = frozenset({"nearest", "linear"})
+RESIZE_NEAREST_MODES = frozenset({"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"})
 
-# EfficientNMS_TRT attributes: name -> (type, check)
+
+@dataclass(frozen=True)
+class ParserRules:
+    """What one TensorRT ONNX parser branch accepts, from the version `since` on, as read in `source`."""
+    since: tuple[int, int]
+    source: str
+    max_opset: int
+    topk_max_k: int               # largest K TopK takes
+    reduce_axes_input: str        # "sum-only": 8.6 reads an axes input for ReduceSum only; "constant": all Reduce*
+    missing_ops: frozenset[str] = frozenset()
+    nms_max_boxes: int = 5000     # INMSLayer keeps the top 5000 boxes (2000 on SM 5.3/6.2), NvInfer.h 8.6.1-11.0
+
+
+# One table. Versions between rows take the row above (the oldest reading that applies).
+PARSER_RULES = (
+    ParserRules((8, 6), "onnx-tensorrt 8.6-GA docs/operators.md + builtin_op_importers.cpp (reduceTensor; "
+                "ITopKLayer 'up to 3840', NvInfer.h v8.6.1)", max_opset=17, topk_max_k=3840,
+                reduce_axes_input="sum-only", missing_ops=frozenset({"Gelu"})),
+    ParserRules((10, 0), "onnx-tensorrt 10.0-GA/10.1-GA docs/operators.md ('opset 9 to opset 20'; TopK K < 3840; "
+                "Reduce* axes must be an initializer)", max_opset=20, topk_max_k=3839, reduce_axes_input="constant"),
+    ParserRules((10, 15), "onnx-tensorrt docs/operators.md at TensorRT 10.15 ('opset 9 to opset 24')",
+                max_opset=24, topk_max_k=3839, reduce_axes_input="constant"),
+    ParserRules((11, 0), "no 11.x operators.md read: 10.15's rules kept (TensorRT v11.0 CHANGELOG lists parser "
+                "additions only)", max_opset=24, topk_max_k=3839, reduce_axes_input="constant"),
+)
+DEFAULT_TRT = "8.6"
+
+
+def rules_for(trt_version: str) -> ParserRules:
+    """The table row for a TensorRT version ('10.3', '10.13.0.35'); ValueError below 8.6 or unparsable."""
+    try:
+        major, minor = (int(v) for v in (trt_version.split(".") + ["0"])[:2])
+    except ValueError:
+        raise ValueError(f"TensorRT version '{trt_version}' is not MAJOR.MINOR") from None
+    rows = [r for r in PARSER_RULES if r.since <= (major, minor)]
+    if not rows:
+        raise ValueError(f"TensorRT {trt_version} is older than the oldest supported (8.6)")
+    return rows[-1]
+
+
+# EfficientNMS_TRT attributes: name -> (type, check). The plugin ships in 8.6-11.0 (deprecated since 10.12:
+# TensorRT plugin/efficientNMSPlugin/README.md at v11.0).
 PLUGIN_ATTRS = {
     "EfficientNMS_TRT": {
         "plugin_version": (str, lambda v: v == "1"),
@@ -66,27 +117,165 @@ def _check_plugin(node: onnx.NodeProto) -> list[str]:
     return problems
 
 
-def lint(model: onnx.ModelProto) -> list[str]:
-    """All problems found, one line each (empty list = TensorRT should parse this graph)."""
-    problems: list[str] = []
-    g = model.graph
+@dataclass
+class _Context:
+    """What node checks need: the rules, constant tensors (initializers and Constant outputs), known shapes."""
+    rules: ParserRules
+    version: str
+    tensors: dict[str, onnx.TensorProto]
+    shapes: dict[str, list[int | None]]
+
+    def const(self, name: str) -> np.ndarray | None:
+        """The value of a constant input, or None when it is computed at run time."""
+        tensor = self.tensors.get(name)
+        return None if tensor is None else numpy_helper.to_array(tensor)
+
+
+def _constants(g: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """Initializers and Constant-node outputs: what onnx-tensorrt imports as weights ("an initializer")."""
     consts = {t.name: t for t in g.initializer}
     for node in g.node:
+        if node.op_type == "Constant":
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            if value is not None:
+                consts[node.output[0]] = value
+    return consts
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
+    """Static dims per tensor name (None where unknown), inferred with a symbolic batch set to 1: per-image
+    sizes (the boxes NonMaxSuppression sees) do not depend on the batch, and a dynamic batch hides them."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    del fixed.graph.value_info[:]   # earlier inference results keep the symbolic dims
+    for graph_input in fixed.graph.input:
+        dims = graph_input.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = 1
+    try:
+        model = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+    except Exception:            # a graph ONNX cannot infer (custom ops): keep what the file states
+        pass
+    g = model.graph
+    return {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+            for v in list(g.input) + list(g.value_info) + list(g.output)}
+
+
+def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
+    for a in node.attribute:
+        if a.name == name:
+            value = onnx.helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+def _check_topk(node: onnx.NodeProto, c: _Context) -> list[str]:
+    problems = []
+    if _attr(node, "sorted", 1) != 1:
+        problems.append(f"{_node_label(node)}: TopK sorted=0; the TensorRT parser needs sorted=1 ({c.rules.source})")
+    k = c.const(node.input[1]) if len(node.input) > 1 else np.array([_attr(node, "k", 0)])
+    if k is None:
+        problems.append(f"{_node_label(node)}: TopK K is not a constant, so TensorRT's limit "
+                        f"(K <= {c.rules.topk_max_k}) cannot be guaranteed")
+    elif int(k.reshape(-1)[0]) > c.rules.topk_max_k:
+        problems.append(f"{_node_label(node)}: TopK K={int(k.reshape(-1)[0])} exceeds TensorRT {c.version}'s limit "
+                        f"K <= {c.rules.topk_max_k} ({c.rules.source})")
+    return problems
+
+
+def _check_scatter_nd(node: onnx.NodeProto, c: _Context) -> list[str]:
+    reduction = _attr(node, "reduction", "none")
+    if reduction != "none":
+        return [f"{_node_label(node)}: ScatterND reduction='{reduction}'; TensorRT supports 'none' only "
+                f"({c.rules.source})"]
+    return []
+
+
+def _check_resize(node: onnx.NodeProto, c: _Context) -> list[str]:
+    allowed = (("mode", "nearest", RESIZE_MODES), ("coordinate_transformation_mode", "half_pixel", RESIZE_TRANSFORMS),
+               ("nearest_mode", "round_prefer_floor", RESIZE_NEAREST_MODES),
+               ("keep_aspect_ratio_policy", "stretch", frozenset({"stretch"})), ("antialias", 0, frozenset({0})))
+    return [f"{_node_label(node)}: Resize {name}={value!r} is not supported by the TensorRT parser ({c.rules.source})"
+            for name, default, ok in allowed if (value := _attr(node, name, default)) not in ok]
+
+
+def _check_reduce(node: onnx.NodeProto, c: _Context) -> list[str]:
+    if len(node.input) < 2 or not node.input[1]:
+        return []
+    if c.rules.reduce_axes_input == "sum-only" and node.op_type != "ReduceSum":
+        return [f"{_node_label(node)}: {node.op_type} with an axes input: TensorRT {c.version}'s parser ignores it "
+                f"and reduces over all axes ({c.rules.source}); use the axes attribute (opset <= 17)"]
+    if node.input[1] not in c.tensors:
+        return [f"{_node_label(node)}: {node.op_type} axes must be a constant (an initializer) ({c.rules.source})"]
+    return []
+
+
+def _check_qdq(node: onnx.NodeProto, c: _Context) -> list[str]:
+    if len(node.input) < 3 or not node.input[2]:
+        return []
+    zero = c.const(node.input[2])
+    if zero is None or np.any(zero != 0):
+        return [f"{_node_label(node)}: {node.op_type} zero point must be a constant 0 for TensorRT "
+                f"({c.rules.source})"]
+    return []
+
+
+def _check_nms(node: onnx.NodeProto, c: _Context) -> list[str]:
+    dims = c.shapes.get(node.input[0], [])
+    boxes = dims[1] if len(dims) == 3 else None
+    if boxes is None:
+        return [f"{_node_label(node)}: NonMaxSuppression box count is not static, so INMSLayer's limit of "
+                f"{c.rules.nms_max_boxes} boxes (it keeps only the top ones) cannot be guaranteed"]
+    if boxes > c.rules.nms_max_boxes:
+        return [f"{_node_label(node)}: NonMaxSuppression on {boxes} boxes; TensorRT's INMSLayer keeps only the top "
+                f"{c.rules.nms_max_boxes} (NvInfer.h INMSLayer): put a TopK of <= {c.rules.nms_max_boxes} before it"]
+    return []
+
+
+def _check_cast(node: onnx.NodeProto, c: _Context) -> list[str]:
+    to = _attr(node, "to", 0)
+    if to in UNSUPPORTED_DTYPES:
+        return [f"{_node_label(node)}: casts to {UNSUPPORTED_DTYPES[to]}"]   # type: ignore[index]
+    return []
+
+
+NODE_CHECKS = {"TopK": _check_topk, "ScatterND": _check_scatter_nd, "Resize": _check_resize,
+               "QuantizeLinear": _check_qdq, "DequantizeLinear": _check_qdq, "NonMaxSuppression": _check_nms,
+               "Cast": _check_cast, **{op: _check_reduce for op in REDUCE_OPS}}
+
+
+def _opset(model: onnx.ModelProto) -> int | None:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def target_version(model: onnx.ModelProto, trt_version: str | None = None) -> str:
+    """The TensorRT version to lint for: the argument, else the file's `min_tensorrt`, else 8.6."""
+    meta = {p.key: p.value for p in model.metadata_props}
+    return trt_version or meta.get("min_tensorrt") or DEFAULT_TRT
+
+
+def lint(model: onnx.ModelProto, trt_version: str | None = None) -> list[str]:
+    """All problems found for the target TensorRT, one line each (empty list = TensorRT should parse this graph)."""
+    version = target_version(model, trt_version)
+    c = _Context(rules_for(version), version, _constants(model.graph), _shapes(model))
+    problems: list[str] = []
+    opset = _opset(model)
+    if opset is not None and opset > c.rules.max_opset:
+        problems.append(f"opset {opset} is above TensorRT {version}'s parser range (<= {c.rules.max_opset}; "
+                        f"{c.rules.source})")
+    for node in model.graph.node:
         if node.op_type in PLUGIN_ATTRS:
             problems += _check_plugin(node)
-        elif node.op_type not in TRT_SUPPORTED_OPS:
-            problems.append(f"{_node_label(node)}: op not supported by the TensorRT ONNX parser ({TRT_SOURCE})")
-        if node.op_type == "TopK" and len(node.input) > 1 and node.input[1] in consts:
-            k = int(onnx.numpy_helper.to_array(consts[node.input[1]]).reshape(-1)[0])
-            if k > TRT_TOPK_MAX_K:
-                problems.append(f"{_node_label(node)}: TopK K={k} exceeds TensorRT's limit {TRT_TOPK_MAX_K}")
-        if node.op_type == "Cast":
-            to = next(a.i for a in node.attribute if a.name == "to")
-            if to in UNSUPPORTED_DTYPES:
-                problems.append(f"{_node_label(node)}: casts to {UNSUPPORTED_DTYPES[to]}")
-    for t in g.initializer:
-        if t.data_type in UNSUPPORTED_DTYPES:
-            problems.append(f"initializer '{t.name}': dtype {UNSUPPORTED_DTYPES[t.data_type]} not supported")
+        elif node.op_type not in TRT_SUPPORTED_OPS or node.op_type in c.rules.missing_ops:
+            problems.append(f"{_node_label(node)}: op not supported by TensorRT {version}'s ONNX parser "
+                            f"({c.rules.source})")
+        problems += NODE_CHECKS.get(node.op_type, lambda n, c: [])(node, c)
+    return problems + _dtype_problems(model.graph)
+
+
+def _dtype_problems(g: onnx.GraphProto) -> list[str]:
+    problems = [f"initializer '{t.name}': dtype {UNSUPPORTED_DTYPES[t.data_type]} not supported"
+                for t in g.initializer if t.data_type in UNSUPPORTED_DTYPES]
     for v in list(g.input) + list(g.output) + list(g.value_info):
         if v.type.tensor_type.elem_type in UNSUPPORTED_DTYPES:
             problems.append(f"tensor '{v.name}': dtype {UNSUPPORTED_DTYPES[v.type.tensor_type.elem_type]} not supported")
@@ -94,13 +283,33 @@ def lint(model: onnx.ModelProto) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    path = (argv or sys.argv[1:])[0]
-    problems = lint(onnx.load(path))
+    from pathlib import Path
+
+    from export.onnx_io import read_onnx
+    from runtime.errors import DeployError
+
+    parser = argparse.ArgumentParser(prog="python -m export.lint", description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--trt-version", default=None,
+                        help=f"target TensorRT (default: the file's min_tensorrt, else {DEFAULT_TRT})")
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    model = read_onnx(Path(args.model))       # DeployError naming the file when it is not ONNX
+    try:
+        version = target_version(model, args.trt_version)
+        problems = lint(model, version)
+    except ValueError as e:
+        raise DeployError(f"--trt-version: {e}") from None
     for p in problems:
-        print(f"{path}: {p}")
-    print(f"{path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        print(f"{args.model}: {p}")
+    print(f"{args.model}: TensorRT {version}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
     return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from runtime.errors import DeployError
+
+    try:
+        raise SystemExit(main())
+    except DeployError as e:                  # one line, exit 2, as the CLI (DESIGN section 4)
+        print(f"export.lint: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,142 @@
+"""The TensorRT lint per target version, on small hand-made ONNX graphs (one node under test each)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from export.lint import PARSER_RULES, lint, rules_for, target_version
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def graph_model(nodes, inputs, outputs, inits=(), opset=17, meta=None):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    if meta:
+        helper.set_model_props(model, meta)
+    return model
+
+
+def vi(name, shape, dtype=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def const(name, value):
+    return numpy_helper.from_array(np.asarray(value), name)
+
+
+def topk(k, sorted_=1, k_const=True):
+    inits = [const("k", np.int64([k]))] if k_const else []
+    nodes = [helper.make_node("TopK", ["x", "k" if k_const else "kk"], ["v", "i"], name="topk", axis=1,
+                              sorted=sorted_)]
+    inputs = [vi("x", [1, 8000])] + ([] if k_const else [vi("kk", [1], TensorProto.INT64)])
+    return graph_model(nodes, inputs, [vi("v", [1, k]), vi("i", [1, k], TensorProto.INT64)], inits)
+
+
+def test_rules_table_per_version():
+    assert [rules_for(v).max_opset for v in ("8.6.1", "10.0", "10.3.0", "10.14", "10.15.1", "11.0", "11.1")] == \
+        [17, 20, 20, 20, 24, 24, 24]
+    assert rules_for("8.6").topk_max_k == 3840 and rules_for("10.13").topk_max_k == 3839
+    assert all("onnx-tensorrt" in r.source or "11.x" in r.source for r in PARSER_RULES)
+    with pytest.raises(ValueError, match="older than"):
+        rules_for("8.5")
+    with pytest.raises(ValueError, match="MAJOR.MINOR"):
+        rules_for("ten")
+
+
+def test_opset_ceiling_and_default_target_from_metadata():
+    relu = ([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [1, 4])], [vi("y", [1, 4])])
+    assert lint(graph_model(*relu, opset=17)) == []
+    assert "opset 18 is above TensorRT 8.6's parser range (<= 17" in lint(graph_model(*relu, opset=18))[0]
+    assert lint(graph_model(*relu, opset=18, meta={"min_tensorrt": "10.0"})) == []          # the file's claim
+    assert target_version(graph_model(*relu, meta={"min_tensorrt": "10.3"})) == "10.3"
+    assert "opset 21" in lint(graph_model(*relu, opset=21), "10.3")[0]
+    assert lint(graph_model(*relu, opset=21), "10.15") == []
+
+
+def test_topk_sorted_and_k_limit():
+    assert lint(topk(3839)) == [] and lint(topk(3839), "10.0") == []
+    assert lint(topk(3840), "8.6") == []                                                      # 8.6: "up to 3840"
+    assert "K=3840 exceeds TensorRT 10.0's limit" in lint(topk(3840), "10.0")[0]
+    assert "sorted=0" in lint(topk(100, sorted_=0))[0]
+    assert "K is not a constant" in lint(topk(100, k_const=False))[0]
+
+
+def test_scatternd_reduction_and_resize_modes():
+    scatter = graph_model([helper.make_node("ScatterND", ["d", "i", "u"], ["o"], name="sc", reduction="add")],
+                          [vi("d", [4]), vi("i", [1, 1], TensorProto.INT64), vi("u", [1])], [vi("o", [4])], opset=17)
+    assert "reduction='add'" in lint(scatter)[0]
+    scatter.graph.node[0].ClearField("attribute")
+    assert lint(scatter) == []
+
+    def resize(**attrs):
+        return graph_model([helper.make_node("Resize", ["x", "", "s"], ["y"], name="rs", **attrs)],
+                           [vi("x", [1, 1, 4, 4])], [vi("y", [1, 1, 8, 8])], [const("s", np.float32([1, 1, 2, 2]))],
+                           opset=18, meta={"min_tensorrt": "10.0"})
+    assert lint(resize(mode="nearest")) == []
+    assert "mode='cubic'" in lint(resize(mode="cubic"))[0]
+    assert "antialias=1" in lint(resize(mode="linear", antialias=1))[0]
+    assert "coordinate_transformation_mode='tf_crop_and_resize'" in \
+        lint(resize(coordinate_transformation_mode="tf_crop_and_resize"))[0]
+
+
+def test_reduce_axes_input():
+    def reduce(op, axes_const=True):
+        inputs = [vi("x", [2, 3])] + ([] if axes_const else [vi("a", [1], TensorProto.INT64)])
+        inits = [const("a", np.int64([1]))] if axes_const else []
+        return graph_model([helper.make_node(op, ["x", "a"], ["y"], name="r", keepdims=0)], inputs, [vi("y", [2])],
+                           inits, opset=18)
+    # 8.6's importer reads an axes input for ReduceSum only: ReduceMean would reduce over all axes silently
+    problems = lint(reduce("ReduceMean"), "8.6")
+    assert any("ignores it and reduces over all axes" in p for p in problems)
+    assert not any("axes" in p for p in lint(reduce("ReduceSum"), "8.6"))
+    assert lint(reduce("ReduceMean"), "10.0") == []
+    assert "axes must be a constant" in lint(reduce("ReduceMax", axes_const=False), "10.0")[0]
+
+
+def test_qdq_zero_points():
+    def qdq(zero):
+        nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="q"),
+                 helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dq")]
+        return graph_model(nodes, [vi("x", [4])], [vi("y", [4])],
+                           [const("s", np.float32(0.1)), const("z", np.int8(zero))])
+    assert lint(qdq(0)) == []
+    problems = lint(qdq(3))
+    assert len(problems) == 2 and all("zero point must be a constant 0" in p for p in problems)
+
+
+def nms(boxes, dynamic=False):
+    n = "n" if dynamic else boxes
+    return graph_model(
+        [helper.make_node("NonMaxSuppression", ["b", "s", "k"], ["sel"], name="nms")],
+        [vi("b", [1, n, 4]), vi("s", [1, 2, n])], [vi("sel", [None, 3], TensorProto.INT64)],
+        [const("k", np.int64([100]))])
+
+
+def test_nms_box_count_against_inms_limit():
+    assert lint(nms(2000)) == [] and lint(nms(5000)) == []
+    assert "NonMaxSuppression on 6000 boxes; TensorRT's INMSLayer keeps only the top 5000" in lint(nms(6000))[0]
+    assert "box count is not static" in lint(nms(0, dynamic=True))[0]
+
+
+def test_gelu_is_not_in_86():
+    model = graph_model([helper.make_node("Gelu", ["x"], ["y"], name="g")], [vi("x", [4])], [vi("y", [4])], opset=20)
+    assert any("Gelu" in p and "TensorRT 8.6" in p for p in lint(model, "8.6"))
+    assert lint(model, "10.0") == []
+
+
+def test_cli_target_version_and_exit_codes(tmp_path):
+    path = tmp_path / "t.onnx"
+    onnx.save(topk(3840), path)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "export.lint", str(path), *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    ok, bad, wrong = run("--trt-version", "8.6"), run("--trt-version", "10.3"), run("--trt-version", "7.2")
+    assert ok.returncode == 0 and "TensorRT 8.6: OK" in ok.stdout
+    assert bad.returncode == 1 and "K=3840 exceeds TensorRT 10.3's limit" in bad.stdout
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "older than" in wrong.stderr
