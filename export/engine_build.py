@@ -1,8 +1,10 @@
 """`engine_from_onnx`: ONNX -> serialized TensorRT engine + JSON sidecar, the trtexec way.
 
 Precision follows the file: FP16 and Q/DQ INT8 files build strongly typed on TensorRT >= 10.12 (and
-everything on 11), so the engine runs exactly the precision verified on CPU; on older TensorRT the
-`--fp16` / `--int8 --calib-cache` builder flags (weak typing, implicit calibration) are the path.
+everything on 11), so the engine runs exactly the precision verified on CPU; on 8.6-10.11 they build weakly
+typed with the builder flags the file needs (FP16; INT8 for Q/DQ, no calibrator), the trtexec/Polygraphy
+way. Legacy implicit INT8 (`--int8 --calib-cache` on an FP32 file) takes a calibrator from the caller
+(calibration/legacy.py): engine building sits below calibration and never imports it.
 Shapes come from trtexec-style flags or from the file's dynamic-batch metadata.
 """
 from __future__ import annotations
@@ -11,15 +13,20 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 from runtime.log import logger
-from runtime.trt_compat import (has_legacy_precision_flags, network_flags, parser_error_text, tensorrt,
+from runtime.trt_compat import (has_legacy_precision_flags, network_flags, parser_error_text,
+                                precision_builder_flags, require_tensorrt, strong_typing_available,
                                 wants_strong_typing)
 
+if TYPE_CHECKING:
+    import tensorrt as trt
+
 Shapes = dict[str, tuple[int, ...]]
+Profile = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]   # (min, opt, max)
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class BuildSettings:
     calib_cache: Path | None = None
     calib_dir: Path | None = None                      # legacy INT8: calibrate on these images, write the cache
     calib_images: int = 500
-    calib_batch: int = 8
+    calib_batch: int | None = None                     # None: the input's batch (static, or the profile's OPT)
     calib_method: str = "entropy"                      # entropy | minmax
     strongly_typed: bool | None = None                 # None: from the file's precision and TensorRT version
 
@@ -58,18 +65,31 @@ def parse_shapes(text: str | None) -> Shapes:
     return shapes
 
 
-def onnx_input(path: Path) -> tuple[str, tuple[int, ...], dict[str, str]]:
-    """(input name, dims with -1 for dynamic ones, metadata_props) of an ONNX file, without its weights."""
+@dataclass(frozen=True)
+class OnnxInput:
+    """What the build reads from the ONNX file before TensorRT sees it."""
+    name: str
+    dims: tuple[int, ...]          # -1 for dynamic dimensions
+    meta: dict[str, str]           # metadata_props
+    has_qdq: bool                  # QuantizeLinear/DequantizeLinear present (onnx-tensorrt imports them as Q/DQ layers)
+
+
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def onnx_input(path: Path) -> OnnxInput:
+    """The first input's name and dims, metadata_props and whether the graph is Q/DQ, without its weights."""
     from export.onnx_io import metadata_of, read_onnx
 
     proto = read_onnx(path, weights=False)
     graph_input = proto.graph.input[0]
     dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in graph_input.type.tensor_type.shape.dim)
-    return graph_input.name, dims, metadata_of(proto)
+    has_qdq = any(node.op_type in QDQ_OPS for node in proto.graph.node)
+    return OnnxInput(graph_input.name, dims, metadata_of(proto), has_qdq)
 
 
 def profile_shapes(s: BuildSettings, name: str, dims: tuple[int, ...], meta: dict[str, str]
-                   ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None:
+                   ) -> Profile | None:
     """(min, opt, max) for a dynamic input: the flags, else the file's dynamic-batch metadata; None if static."""
     if -1 not in dims:
         return None
@@ -87,107 +107,177 @@ def profile_shapes(s: BuildSettings, name: str, dims: tuple[int, ...], meta: dic
     return (lo, *rest), (opt, *rest), (hi, *rest)
 
 
-def build_precision(s: BuildSettings, file_precision: str, trt_version: str) -> tuple[bool, list[str]]:
-    """(strongly typed?, legacy builder flags to set) for this file on this TensorRT."""
+def calibration_shape(s: BuildSettings, dims: tuple[int, ...],
+                      shapes: Profile | None) -> tuple[int, ...]:
+    """The input shape a legacy calibrator serves per batch: TensorRT reads the static shape, or the
+    calibration profile's OPT shape (NvInfer.h setCalibrationProfile: "MIN and MAX values will be overwritten
+    by kOPT"); --calib-batch picks another batch inside the profile, never one TensorRT would read differently."""
+    if shapes is None:
+        if s.calib_batch is not None and s.calib_batch != dims[0]:
+            raise DeployError(f"{s.onnx}: --calib-batch {s.calib_batch}, but the input has a static batch of "
+                              f"{dims[0]} and TensorRT calibrates with exactly that")
+        return dims
+    lo, opt, hi = shapes
+    if s.calib_batch is None:
+        return opt
+    if not lo[0] <= s.calib_batch <= hi[0]:
+        raise DeployError(f"{s.onnx}: --calib-batch {s.calib_batch} is outside the profile's batch {lo[0]}..{hi[0]}")
+    return (s.calib_batch, *opt[1:])
+
+
+def build_precision(s: BuildSettings, file_precision: str, trt_version: str,
+                    has_qdq: bool = False) -> tuple[bool, list[str]]:
+    """(strongly typed?, builder flags to set) for this file on this TensorRT (flags: runtime/trt_compat.py)."""
     strong = s.strongly_typed if s.strongly_typed is not None else wants_strong_typing(trt_version, file_precision)
-    flags = [f for f, on in (("FP16", s.fp16), ("INT8", s.int8)) if on]
-    if strong and flags:
-        raise DeployError(f"--{'/--'.join(f.lower() for f in flags)} are weak-typing flags; this build is strongly "
+    if strong and not strong_typing_available(trt_version):
+        raise DeployError(f"TensorRT {trt_version} has no strongly typed networks (10.0+); drop --strongly-typed")
+    user = [f for f, on in (("FP16", s.fp16), ("INT8", s.int8)) if on]
+    if strong and user:
+        raise DeployError(f"--{'/--'.join(f.lower() for f in user)} are weak-typing flags; this build is strongly "
                           f"typed (file precision {file_precision}, TensorRT {trt_version}): precision comes from "
                           "the file (effdet-deploy quantize)")
-    if flags and not has_legacy_precision_flags(trt_version):
+    if user and not has_legacy_precision_flags(trt_version):
         raise DeployError(f"TensorRT {trt_version} has no --fp16/--int8 builder flags; use an FP16 or INT8 ONNX")
-    if s.int8 and s.calib_cache is None:
-        raise DeployError("--int8 needs --calib-cache (with --calib-dir to create it), or use an INT8 Q/DQ ONNX")
+    if s.int8 and has_qdq and (s.calib_cache is not None or s.calib_dir is not None):
+        raise DeployError(f"{s.onnx} is already quantized (Q/DQ): TensorRT uses its scales and no calibrator; "
+                          "drop --calib-cache/--calib-dir")
+    if s.int8 and not has_qdq and s.calib_cache is None:
+        raise DeployError("--int8 on a file without Q/DQ needs --calib-cache (with --calib-dir to create it), "
+                          "or use an INT8 Q/DQ ONNX (effdet-deploy quantize)")
     if s.int8 and s.calib_dir is None and s.calib_cache is not None and not s.calib_cache.is_file():
         raise DeployError(f"{s.calib_cache}: no calibration cache yet; give --calib-dir to calibrate")
-    return strong, flags
+    if strong:
+        return True, []
+    needed = precision_builder_flags(trt_version, file_precision, has_qdq)
+    return False, [f for f in ("FP16", "INT8") if f in needed or f in user]
 
 
-def _parse(trt: Any, network: Any, trt_logger: Any, s: BuildSettings) -> None:
-    parser = trt.OnnxParser(network, trt_logger)
+class Calibration(Protocol):
+    """A legacy INT8 calibration handed in by the caller (calibration/legacy.py's LegacyCalibration)."""
+
+    @property
+    def calibrator(self) -> trt.IInt8Calibrator: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def raise_kept(self) -> None: ...
+
+
+def _parse(network: trt.INetworkDefinition, trt_logger: trt.ILogger, s: BuildSettings) -> None:
+    import tensorrt as trt
+
+    parser = trt.OnnxParser(network, trt_logger)       # nvonnxparser: same Python API 8.6-11.x
     if not parser.parse_from_file(str(s.onnx)):
         lines = [parser_error_text(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise DeployError(f"{s.onnx}: TensorRT's ONNX parser failed:\n  " + "\n  ".join(lines))
+        raise DeployError(f"{s.onnx}: TensorRT's ONNX parser failed: " + "; ".join(lines))
 
 
-def _configure(trt: Any, builder: Any, config: Any, s: BuildSettings, flags: list[str], meta: dict[str, str]) -> Any:
-    """Workspace, optimization level, DLA, version compatibility, legacy precision, timing cache."""
+def _configure(builder: trt.Builder, config: trt.IBuilderConfig, s: BuildSettings, flags: list[str]) -> None:
+    """Workspace, optimization level, DLA, version compatibility, precision flags (Python API, 8.6-11.x)."""
+    import tensorrt as trt
+
     if s.workspace_mib:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, s.workspace_mib << 20)
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, s.workspace_mib << 20)   # 8.4+
     if s.optimization_level is not None:
-        config.builder_optimization_level = s.optimization_level
+        config.builder_optimization_level = s.optimization_level                          # 8.6+
     if s.dla_core is not None:
         if builder.num_DLA_cores <= s.dla_core:
             raise DeployError(f"--dla-core {s.dla_core}: this device has {builder.num_DLA_cores} DLA cores")
-        config.default_device_type = trt.DeviceType.DLA
+        config.default_device_type = trt.DeviceType.DLA   # trtexec sampleEngines.cpp setupDLA: DLA + GPU_FALLBACK
         config.DLA_core = s.dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
     if s.version_compatible:
-        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-    for flag in flags:
-        config.set_flag(getattr(trt.BuilderFlag, flag))
-    if "INT8" in flags and s.calib_cache is not None:
-        config.int8_calibrator = _legacy_calibrator(s, meta)
-    cache = None
-    if s.timing_cache is not None:
-        data = s.timing_cache.read_bytes() if s.timing_cache.is_file() else b""
-        cache = config.create_timing_cache(data)
-        config.set_timing_cache(cache, False)
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)   # 8.6+ (trtexec --versionCompatible)
+    for flag in flags:   # FP16/INT8 exist until 10.x (removed in NvInfer.h v11.0); trt_compat decides
+        config.set_flag(trt.BuilderFlag.FP16 if flag == "FP16" else trt.BuilderFlag.INT8)
+
+
+def _add_profile(builder: trt.Builder, config: trt.IBuilderConfig, name: str,
+                 shapes: Profile, calibration: bool) -> None:
+    """One optimization profile (min, opt, max); as the calibration profile too when `calibration`."""
+    import tensorrt as trt
+
+    profile = builder.create_optimization_profile()
+    profile.set_shape(name, trt.Dims(list(shapes[0])), trt.Dims(list(shapes[1])), trt.Dims(list(shapes[2])))
+    if calibration:
+        # trtexec sampleEngines.cpp (--calibProfile): MIN = OPT = MAX = the calibration shape
+        if not config.set_calibration_profile(profile):
+            raise DeployError(f"TensorRT refused the calibration profile {name}:{shapes[1]}")
+    elif config.add_optimization_profile(profile) < 0:      # -1 when invalid (IBuilderConfig docs)
+        raise DeployError(f"TensorRT refused the profile {name}: min {shapes[0]}, opt {shapes[1]}, max {shapes[2]}")
+
+
+def _timing_cache(config: trt.IBuilderConfig, path: Path | None) -> trt.ITimingCache | None:
+    """Load (or start) the timing cache; setTimingCache returns false on a mismatching cache (NvInfer.h 8.6-11)."""
+    if path is None:
+        return None
+    cache = config.create_timing_cache(path.read_bytes() if path.is_file() else b"")
+    if cache is None or not config.set_timing_cache(cache, False):
+        raise DeployError(f"{path}: TensorRT did not accept this timing cache (another TensorRT version or GPU?); "
+                          "delete it to start a new one")
     return cache
 
 
-def _legacy_calibrator(s: BuildSettings, meta: dict[str, str]) -> Any:
-    """Replay the cache, or calibrate on --calib-dir through the runtime's preprocessing and write it."""
-    from calibration.legacy import cache_only_calibrator, image_calibrator
-    from runtime.model_info import ModelInfo
+def _legacy_int8(config: trt.IBuilderConfig, builder: trt.Builder, inp: OnnxInput, s: BuildSettings,
+                 shapes: Profile | None, calibration: Calibration | None) -> None:
+    """Implicit INT8 on a file without Q/DQ: the caller's calibrator, sized like TensorRT reads it."""
+    if calibration is None:
+        raise DeployError(f"{s.onnx}: --int8 on a file without Q/DQ needs a calibrator (effdet-deploy build "
+                          "makes one from --calib-cache/--calib-dir)")
+    expected = calibration_shape(s, inp.dims, shapes)
+    if tuple(calibration.shape) != expected:
+        raise DeployError(f"calibrator serves {calibration.shape}, TensorRT will read {expected} per batch")
+    config.int8_calibrator = calibration.calibrator   # deprecated 10.1, gone in 11 (NvInfer.h)
+    if shapes is not None:
+        _add_profile(builder, config, inp.name, (expected, expected, expected), calibration=True)
 
-    assert s.calib_cache is not None
-    if s.calib_dir is None:
-        return cache_only_calibrator(s.calib_cache, s.calib_method)
-    from calibration.images import CalibrationImages
 
-    images = CalibrationImages(s.calib_dir, ModelInfo.from_metadata(meta, str(s.onnx)), s.calib_images, s.calib_batch)
-    return image_calibrator(images.batches(), s.calib_batch, s.calib_cache, s.calib_method)
-
-
-def engine_from_onnx(s: BuildSettings) -> Path:
+def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -> Path:
     """Build and write s.engine (atomically) and its sidecar; returns the engine path."""
     from runtime.cuda_memory import device_properties
     from runtime.engine_sidecar import write_sidecar
 
-    name, dims, meta = onnx_input(s.onnx)
-    trt = tensorrt()
-    strong, flags = build_precision(s, meta.get("precision", "fp32"), trt.__version__)
+    inp = onnx_input(s.onnx)
+    require_tensorrt()              # one clear DeployError when TensorRT is missing (or only its stubs)
+    import tensorrt as trt
+
+    precision = inp.meta.get("precision", "fp32")
+    strong, flags = build_precision(s, precision, trt.__version__, inp.has_qdq)
     gpu, cc = device_properties(0)
     trt_logger = trt.Logger(trt.Logger.WARNING)
-    trt.init_libnvinfer_plugins(trt_logger, "")
+    trt.init_libnvinfer_plugins(trt_logger, "")   # registers EfficientNMS_TRT (Polygraphy/trtexec do the same)
     builder = trt.Builder(trt_logger)
     network = builder.create_network(network_flags(trt, strong))
-    _parse(trt, network, trt_logger, s)
+    _parse(network, trt_logger, s)
     config = builder.create_builder_config()
-    cache = _configure(trt, builder, config, s, flags, meta)
-    shapes = profile_shapes(s, name, dims, meta)
+    _configure(builder, config, s, flags)
+    cache = _timing_cache(config, s.timing_cache)
+    shapes = profile_shapes(s, inp.name, inp.dims, inp.meta)
     if shapes is not None:
-        profile = builder.create_optimization_profile()
-        profile.set_shape(name, *shapes)
-        config.add_optimization_profile(profile)
+        _add_profile(builder, config, inp.name, shapes, calibration=False)
+    if "INT8" in flags and not inp.has_qdq:
+        _legacy_int8(config, builder, inp, s, shapes, calibration)
     logger.info(f"building {s.engine.name} on {gpu} (sm {cc}), TensorRT {trt.__version__}, "
                 f"{'strongly typed' if strong else 'weakly typed ' + ('+'.join(flags) or 'FP32')} ...")
     t0 = time.perf_counter()
     plan = builder.build_serialized_network(network, config)
+    if calibration is not None:
+        calibration.raise_kept()    # what the calibrator raised inside TensorRT (its trampoline swallows it)
     if plan is None:
         raise DeployError(f"{s.onnx}: TensorRT could not build an engine (see the TensorRT messages above)")
     write_atomic(s.engine, memoryview(plan).tobytes())
     if cache is not None and s.timing_cache is not None:
         write_atomic(s.timing_cache, memoryview(config.get_timing_cache().serialize()).tobytes())
-    write_sidecar(s.engine, {
-        "tensorrt_version": trt.__version__, "gpu_name": gpu, "compute_capability": cc,
-        "precision": meta.get("precision", "fp32"), "strongly_typed": strong, "builder_flags": flags,
-        "shapes": {name: list(shapes) if shapes else list(dims)}, "version_compatible": s.version_compatible,
-        "dla_core": s.dla_core, "onnx": s.onnx.name, "onnx_metadata": meta,
-        "settings": json.loads(json.dumps(asdict(s), default=str)),
-    })
+    write_sidecar(s.engine, _sidecar(s, inp, shapes, trt.__version__, gpu, cc, strong, flags))
     logger.info(f"wrote {s.engine} in {time.perf_counter() - t0:.0f}s")
     return s.engine
 
+
+def _sidecar(s: BuildSettings, inp: OnnxInput, shapes: Profile | None, version: str,
+             gpu: str, cc: str, strong: bool, flags: list[str]) -> dict[str, object]:
+    settings: dict[str, object] = json.loads(json.dumps(asdict(s), default=str))
+    return {"tensorrt_version": version, "gpu_name": gpu, "compute_capability": cc,
+            "precision": inp.meta.get("precision", "fp32"), "strongly_typed": strong, "builder_flags": flags,
+            "shapes": {inp.name: list(shapes) if shapes else list(inp.dims)}, "version_compatible": s.version_compatible,
+            "dla_core": s.dla_core, "onnx": s.onnx.name, "onnx_metadata": inp.meta, "settings": settings}

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from export.engine_build import BuildSettings, build_precision, parse_shapes, profile_shapes
+from export.engine_build import (BuildSettings, build_precision, calibration_shape, onnx_input, parse_shapes,
+                                 profile_shapes)
 from runtime.detector import Detector
 from runtime.engine_sidecar import check_engine, read_sidecar, write_sidecar
 from runtime.errors import DeployError
 from runtime.gpu import cuda_device_count
-from runtime.trt_compat import network_flags, wants_strong_typing
+from runtime.trt_compat import network_flags, precision_builder_flags, wants_strong_typing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,16 +43,22 @@ def test_profile_shapes_from_flags_or_metadata():
         profile_shapes(settings(), "images", (-1, 3, -1, -1), {})
 
 
-@pytest.mark.parametrize("version, precision, flags, strong, legacy", [
-    ("8.6.1", "fp32", {"fp16": True}, False, ["FP16"]),
-    ("10.8.0", "fp16", {}, False, []),                  # before 10.12: weak typing by policy
-    ("10.13.0.35", "fp16", {}, True, []),
-    ("10.13.0.35", "int8", {}, True, []),
-    ("10.13.0.35", "fp32", {}, False, []),
-    ("11.0.0", "fp32", {}, True, []),
+@pytest.mark.parametrize("version, precision, qdq, flags, strong, legacy", [
+    ("8.6.1", "fp32", False, {"fp16": True}, False, ["FP16"]),
+    ("8.6.1", "fp16", False, {}, False, ["FP16"]),           # FP16 file, weak typing: FP16 kernels need the flag
+    ("10.8.0", "fp16", False, {}, False, ["FP16"]),
+    ("8.6.1", "int8", True, {}, False, ["FP16", "INT8"]),    # Q/DQ on 8.6 (JetPack 6): INT8 flag, no calibrator
+    ("10.3.0", "int8", True, {"int8": True}, False, ["FP16", "INT8"]),   # --int8 on Q/DQ: no --calib-cache needed
+    ("10.11.0", "fp32", True, {}, False, ["INT8"]),          # a foreign FP32 Q/DQ file
+    ("10.13.0.35", "fp16", False, {}, True, []),
+    ("10.13.0.35", "int8", True, {}, True, []),
+    ("10.13.0.35", "int8", True, {"strongly_typed": False}, False, ["FP16", "INT8"]),
+    ("10.13.0.35", "fp32", False, {}, False, []),
+    ("11.0.0", "fp32", False, {}, True, []),
+    ("11.0.0", "int8", True, {}, True, []),
 ])
-def test_precision_mode(version, precision, flags, strong, legacy):
-    assert build_precision(settings(**flags), precision, version) == (strong, legacy)
+def test_precision_mode(version, precision, qdq, flags, strong, legacy):
+    assert build_precision(settings(**flags), precision, version, qdq) == (strong, legacy)
 
 
 def test_precision_mode_errors(tmp_path):
@@ -63,6 +70,65 @@ def test_precision_mode_errors(tmp_path):
         build_precision(settings(int8=True), "fp32", "8.6.1")
     with pytest.raises(DeployError, match="give --calib-dir"):
         build_precision(settings(int8=True, calib_cache=tmp_path / "none.cache"), "fp32", "8.6.1")
+    with pytest.raises(DeployError, match=r"already quantized \(Q/DQ\)"):
+        build_precision(settings(int8=True, calib_cache=tmp_path / "c.cache"), "int8", "8.6.1", True)
+    with pytest.raises(DeployError, match="no strongly typed networks"):
+        build_precision(settings(strongly_typed=True), "fp16", "8.6.1")
+
+
+def test_precision_builder_flags_per_version():
+    assert precision_builder_flags("8.6.1", "int8", True) == ("FP16", "INT8")
+    assert precision_builder_flags("10.11.0", "fp16", False) == ("FP16",)
+    assert precision_builder_flags("10.12.0", "fp32", False) == ()
+    assert precision_builder_flags("11.1.0", "int8", True) == ()         # flags removed in 11
+
+
+def test_calibration_shape_is_what_tensorrt_reads():
+    static = (1, 3, 64, 64)
+    assert calibration_shape(settings(), static, None) == static
+    with pytest.raises(DeployError, match="static batch of 1"):      # 7 of 8 images would be skipped silently
+        calibration_shape(settings(calib_batch=8), static, None)
+    profile = ((1, 3, 64, 64), (4, 3, 64, 64), (8, 3, 64, 64))
+    assert calibration_shape(settings(), (-1, 3, 64, 64), profile) == (4, 3, 64, 64)          # OPT
+    assert calibration_shape(settings(calib_batch=8), (-1, 3, 64, 64), profile) == (8, 3, 64, 64)
+    with pytest.raises(DeployError, match="outside the profile's batch 1..8"):
+        calibration_shape(settings(calib_batch=16), (-1, 3, 64, 64), profile)
+
+
+def _tiny_onnx(path, qdq, batch="1"):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    dim = 1 if batch == "1" else "batch"
+    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "scale"),
+             numpy_helper.from_array(np.array(0, np.int8), "zero")]
+    nodes = ([helper.make_node("QuantizeLinear", ["images", "scale", "zero"], ["q"]),
+              helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["dq"]),
+              helper.make_node("Relu", ["dq"], ["out"])] if qdq else [helper.make_node("Relu", ["images"], ["out"])])
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [dim, 3, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [dim, 3, 8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"precision": "int8" if qdq else "fp32", "batch": "dynamic:1,2,4"})
+    onnx.save(model, path)
+    return path
+
+
+def test_onnx_input_reads_qdq_and_dims(tmp_path):
+    inp = onnx_input(_tiny_onnx(tmp_path / "q.onnx", qdq=True))
+    assert inp.has_qdq and inp.dims == (1, 3, 8, 8) and inp.meta["precision"] == "int8"
+    inp = onnx_input(_tiny_onnx(tmp_path / "f.onnx", qdq=False, batch="dyn"))
+    assert not inp.has_qdq and inp.dims == (-1, 3, 8, 8)
+
+
+def test_engine_building_does_not_import_calibration():
+    """Data flow model -> export -> calibration -> engine: the caller hands the calibrator in."""
+    import ast
+
+    tree = ast.parse((ROOT / "export" / "engine_build.py").read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert imported and not [m for m in imported if m.split(".")[0] == "calibration"]
 
 
 class FakeTRT:
@@ -103,11 +169,13 @@ def test_sidecar_roundtrip_and_checks(engine):
         check_engine(engine, side, "10.13.0.35", "NVIDIA H100", "9.0")
 
 
-def test_version_compatible_engines_load_on_newer_minor(engine):
+def test_version_compatible_engines_follow_the_cross_major_rule(engine):
+    """TensorRT 11.4.1 support matrix, Engine Portability: a 10.x VC engine loads on 11.x; older never."""
     side = {**read_sidecar(engine), "version_compatible": True}
     check_engine(engine, side, "10.14.1", "NVIDIA H100", "9.0")
-    with pytest.raises(DeployError, match="this is TensorRT 11.0"):
-        check_engine(engine, side, "11.0.0", "NVIDIA H100", "9.0")
+    check_engine(engine, side, "11.0.0", "NVIDIA H100", "9.0")             # 10 VC engine on an 11 runtime
+    with pytest.raises(DeployError, match="this is TensorRT 10.12.0"):
+        check_engine(engine, side, "10.12.0", "NVIDIA H100", "9.0")         # older runtime: never
 
 
 def test_engine_without_tensorrt_is_one_clear_error(engine):
@@ -149,3 +217,90 @@ def test_engine_matches_onnx_runtime(tmp_path, precision):
     result = agreement(ref, got, score_threshold=0.3)
     print(f"TensorRT {precision} vs ORT: F1 {result.f1:.3f}, mean IoU {result.mean_iou:.3f}")
     assert result.f1 >= (0.98 if precision != "int8" else 0.9)
+
+
+class HostStaging:
+    """Stages batches in host memory (numpy) and returns their real address, as DeviceStaging does on a GPU."""
+
+    def __init__(self):
+        self.kept = []
+
+    def __call__(self, batch):
+        self.kept.append(batch)
+        return batch.ctypes.data
+
+
+def _feed(tmp_path, batches, shape=(2, 3, 4, 4), stage=None, cache_bytes=None):
+    from calibration.cache_file import CalibrationCache
+    from calibration.feeder import CalibrationFeed
+
+    cache = CalibrationCache(tmp_path / "c.cache")
+    if cache_bytes is not None:
+        cache.path.write_bytes(cache_bytes)
+    return CalibrationFeed(batches, shape, "images", stage or HostStaging(), cache)
+
+
+def test_calibration_feed_serves_exactly_the_shape_tensorrt_reads(tmp_path):
+    import ctypes
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    batches = [rng.random((2, 3, 4, 4)) for _ in range(2)]
+    feed = _feed(tmp_path, iter(batches))
+    assert feed.get_batch_size() == 2
+    for expected in batches:
+        (ptr,) = feed.get_batch(["images"])
+        got = np.frombuffer((ctypes.c_float * expected.size).from_address(ptr), np.float32).reshape(expected.shape)
+        np.testing.assert_array_equal(got, expected.astype(np.float32))
+    assert feed.get_batch(["images"]) is None and feed.kept is None   # the end: None, no error
+    feed.raise_kept()
+
+
+def test_calibration_feed_keeps_a_wrong_batch_and_reraises_it(tmp_path):
+    """A batch of 8 for a batch-1 input: TensorRT would read 1 image of every 8; a batch of 1 for OPT 4 would
+    be read past its end. Both stop calibration and surface after the build with the real message."""
+    import numpy as np
+
+    for served in ((8, 3, 4, 4), (1, 3, 4, 4)):
+        feed = _feed(tmp_path, [np.zeros(served)], shape=(4, 3, 4, 4) if served[0] == 1 else (1, 3, 4, 4))
+        assert feed.get_batch(["images"]) is None
+        assert feed.get_batch(["images"]) is None                       # stays stopped
+        with pytest.raises(DeployError, match=rf"shape \({served[0]}, 3, 4, 4\), but TensorRT reads"):
+            feed.raise_kept()
+
+
+def test_calibration_feed_keeps_errors_of_every_callback(tmp_path):
+    import numpy as np
+
+    def broken(batch):
+        raise MemoryError("cudaMallocHost failed")
+
+    feed = _feed(tmp_path, [np.zeros((2, 3, 4, 4))], stage=broken)
+    assert feed.get_batch(["images"]) is None
+    with pytest.raises(DeployError, match="INT8 calibration failed in get_batch: MemoryError: cudaMallocHost failed"):
+        feed.raise_kept()
+    feed = _feed(tmp_path, None, cache_bytes=b"")                       # an empty cache file
+    assert feed.read_cache() is None
+    with pytest.raises(DeployError, match="empty calibration cache"):
+        feed.raise_kept()
+    feed = _feed(tmp_path, [np.zeros((2, 3, 4, 4))])
+    assert feed.get_batch(["images", "other"]) is None                  # one address per name, or none
+    with pytest.raises(DeployError, match=r"\['images', 'other'\]"):
+        feed.raise_kept()
+    feed = _feed(tmp_path, [])
+    assert feed.get_batch(["images"]) is None
+    with pytest.raises(DeployError, match="no image batch at all"):
+        feed.raise_kept()
+
+
+def test_calibration_feed_writes_the_cache_atomically(tmp_path):
+    feed = _feed(tmp_path, None)
+    feed.write_cache(memoryview(b"TRT-8601-EntropyCalibration2\nimages: 3c010a14\n"))
+    assert feed.read_cache().startswith(b"TRT-8601") and feed.kept is None
+    feed.cache.path = tmp_path / "missing-dir-is-a-file"
+    feed.cache.path.write_text("x")
+    feed.cache.path = feed.cache.path / "c.cache"                       # parent is a file: write fails
+    feed.write_cache(b"data")
+    with pytest.raises(DeployError, match="write_calibration_cache"):
+        feed.raise_kept()

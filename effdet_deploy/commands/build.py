@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from export.engine_build import (BuildSettings, calibration_shape, engine_from_onnx, onnx_input, parse_shapes,
+                                 profile_shapes)
+from runtime.trt_compat import require_tensorrt
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", required=True)
@@ -20,26 +24,73 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strongly-typed", "--stronglyTyped", dest="strongly_typed", action=argparse.BooleanOptionalAction,
                    default=None, help="default: from the file's precision and the TensorRT version")
     p.add_argument("--fp16", action="store_true", help="legacy weak typing (TensorRT < 11)")
-    p.add_argument("--int8", action="store_true", help="legacy implicit INT8 (TensorRT < 11), needs --calib-cache")
+    p.add_argument("--int8", action="store_true",
+                   help="TensorRT < 11: Q/DQ files get it automatically; on an FP32 file: legacy calibration, "
+                        "needs --calib-cache")
     p.add_argument("--calib-cache", "--calib", dest="calib_cache", default=None)
     p.add_argument("--calib-dir", default=None, help="images to create --calib-cache from")
     p.add_argument("--calib-images", type=int, default=500)
-    p.add_argument("--calib-batch", type=int, default=8)
+    p.add_argument("--calib-batch", type=int, default=None,
+                   help="default: the input's batch (static, or the profile's OPT): what TensorRT reads per batch")
     p.add_argument("--method", choices=("entropy", "minmax"), default="entropy")
 
 
-def run(args: argparse.Namespace) -> int:
-    from export.engine_build import BuildSettings, engine_from_onnx, parse_shapes
+class BuildArgs(argparse.Namespace):
+    """The parsed flags, typed (argparse.Namespace attributes are Any to mypy)."""
+    onnx: str
+    engine: str | None
+    min_shapes: str | None
+    opt_shapes: str | None
+    max_shapes: str | None
+    workspace: int | None
+    timing_cache: str | None
+    opt_level: int | None
+    dla_core: int | None
+    version_compatible: bool
+    strongly_typed: bool | None
+    fp16: bool
+    int8: bool
+    calib_cache: str | None
+    calib_dir: str | None
+    calib_images: int
+    calib_batch: int | None
+    method: str
 
+
+def _optional_path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+def settings_from(args: BuildArgs) -> BuildSettings:
     onnx = Path(args.onnx)
-    settings = BuildSettings(
+    return BuildSettings(
         onnx=onnx, engine=Path(args.engine) if args.engine else onnx.with_suffix(".engine"),
         min_shapes=parse_shapes(args.min_shapes), opt_shapes=parse_shapes(args.opt_shapes),
         max_shapes=parse_shapes(args.max_shapes), workspace_mib=args.workspace,
-        timing_cache=Path(args.timing_cache) if args.timing_cache else None, optimization_level=args.opt_level,
+        timing_cache=_optional_path(args.timing_cache), optimization_level=args.opt_level,
         dla_core=args.dla_core, version_compatible=args.version_compatible, fp16=args.fp16, int8=args.int8,
-        calib_cache=Path(args.calib_cache) if args.calib_cache else None,
-        calib_dir=Path(args.calib_dir) if args.calib_dir else None, calib_images=args.calib_images,
-        calib_batch=args.calib_batch, calib_method=args.method, strongly_typed=args.strongly_typed)
-    print(f"wrote {engine_from_onnx(settings)}")
+        calib_cache=_optional_path(args.calib_cache), calib_dir=_optional_path(args.calib_dir),
+        calib_images=args.calib_images, calib_batch=args.calib_batch, calib_method=args.method,
+        strongly_typed=args.strongly_typed)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(BuildArgs(**vars(args)))
+    inp = onnx_input(settings.onnx)
+    if not needs_calibrator(settings, inp.has_qdq):
+        print(f"wrote {engine_from_onnx(settings)}")
+        return 0
+    require_tensorrt()                                         # one clear line when TensorRT is missing
+    from calibration.legacy import calibration_from_images   # imports tensorrt: only for legacy INT8
+
+    shape = calibration_shape(settings, inp.dims, profile_shapes(settings, inp.name, inp.dims, inp.meta))
+    assert settings.calib_cache is not None
+    with calibration_from_images(settings.calib_cache, settings.calib_dir, inp.meta, str(settings.onnx), shape,
+                                 inp.name, settings.calib_images, settings.calib_method) as calibration:
+        print(f"wrote {engine_from_onnx(settings, calibration)}")
     return 0
+
+
+def needs_calibrator(s: BuildSettings, has_qdq: bool) -> bool:
+    """Legacy implicit INT8: --int8 --calib-cache on a file without Q/DQ (with Q/DQ the build refuses them)."""
+    return s.int8 and s.calib_cache is not None and not has_qdq
