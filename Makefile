@@ -4,13 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test typecheck bench clean
+.PHONY: demo test typecheck bench gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[export,int8,tools,test]' 'cuda-python>=12'
+	$(PY) -m pip install -q -e '.[export,int8,tools,test]' 'cuda-python>=12.6.2,<13'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -19,13 +19,21 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# tensorrt-stubs is unpacked into build/stubs, not installed (see tools/prepare_trt_stubs.py).
+# tensorrt-stubs is unpacked into build/stubs, not installed (see tools/prepare_trt_stubs.py); cuda.bindings
+# is typed by typings/. tools/typecheck.py: mypy, >= 97% typed expressions per TensorRT/CUDA module, misuse check.
+# cuda-python above: 12.x, the CUDA major of the default TensorRT extra [trt-cu12] (runs on R535+ drivers).
 TRT_STUBS := tensorrt-stubs==10.13.0.35.1
 
 typecheck: $(STAMP)
 	rm -rf build/wheels && $(PY) -m pip download -q --no-deps $(TRT_STUBS) -d build/wheels
 	$(PY) tools/prepare_trt_stubs.py build/wheels/tensorrt_stubs-*.whl build/stubs
-	$(PY) -m mypy
+	$(PY) tools/typecheck.py
+
+# Needs TensorRT + cuda-python of one CUDA major (pip install -e '.[trt-cu12]', or JetPack's TensorRT) and a GPU:
+# builds, compares and times the 12 shapes_d0 engines, runs the cuda/tensorrt test tiers, writes gpu-check/report.md.
+# Without them: one line naming what is missing, exit 2.
+gpu-check: $(STAMP)
+	$(PY) tools/gpu_check.py --output gpu-check
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eager.py

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from runtime.atomic import write_atomic
 from runtime.errors import DeployError
-from runtime.trt_compat import version_tuple
+from runtime.trt_compat import loads_engine
 
 
 def sidecar_path(engine: str | Path) -> Path:
@@ -40,28 +40,30 @@ def read_sidecar(engine: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
+        data: object = json.loads(path.read_text())
     except ValueError as e:
         raise DeployError(f"{path}: unreadable engine sidecar ({e})") from None
     return data if isinstance(data, dict) else None
 
 
-def check_engine(engine: Path, sidecar: dict[str, Any], trt_version: str, gpu_name: str,
+def check_engine(engine: Path, sidecar: Mapping[str, object], trt_version: str, gpu_name: str,
                  compute_capability: str) -> None:
-    """Refuse an engine that cannot load here: truncated/replaced, other TensorRT, other GPU."""
+    """Refuse an engine that cannot load here: truncated/replaced, other TensorRT, other GPU.
+
+    The GPU must match exactly: `effdet-deploy build` has no hardware-compatibility option, so no sidecar
+    claims one (a hand-written `hardware_compatible` key is ignored rather than trusted).
+    """
     size = engine.stat().st_size
     if "engine_bytes" in sidecar and size != sidecar["engine_bytes"]:
         raise DeployError(f"{engine}: {size} bytes but built as {sidecar['engine_bytes']}: truncated or replaced")
     built = str(sidecar.get("tensorrt_version", "?"))
-    if sidecar.get("version_compatible"):
-        ok = built != "?" and version_tuple(built)[0] == version_tuple(trt_version)[0] \
-            and version_tuple(trt_version) >= version_tuple(built)
-    else:
-        ok = built == trt_version
-    if not ok:
+    compatible = bool(sidecar.get("version_compatible"))
+    if built == "?" or not loads_engine(built, trt_version, compatible):
+        rule = ("version-compatible engines load on the same or a later TensorRT of the same major, and across "
+                "majors only 8 -> 10 and 10 -> 11" if compatible else "or build with --version-compatible")
         raise DeployError(f"{engine}: built with TensorRT {built}, this is TensorRT {trt_version}; "
-                          "rebuild it here (effdet-deploy build) or build with --version-compatible")
+                          f"rebuild it here (effdet-deploy build) {rule}")
     built_cc = str(sidecar.get("compute_capability", "?"))
-    if built_cc != compute_capability and not sidecar.get("hardware_compatible"):
+    if built_cc != compute_capability:
         raise DeployError(f"{engine}: built for {sidecar.get('gpu_name', '?')} (sm {built_cc}), this GPU is "
                           f"{gpu_name} (sm {compute_capability}); rebuild it on this GPU")

@@ -9,26 +9,38 @@
 """
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from runtime.lazy import lazy_import
+from runtime.errors import DeployError
+
+if TYPE_CHECKING:
+    import tensorrt as trt_types
 
 STRONG_TYPING_FROM = (10, 12)   # our policy: below this, build weakly typed with builder flags
 LEGACY_PRECISION_UNTIL = (11, 0)
+TRT_INSTALL = "pip install 'efficientdet-deploy[trt-cu12]' (or [trt-cu13]; on Jetson TensorRT comes with JetPack)"
+
+
+def require_tensorrt() -> str:
+    """TensorRT's version, or DeployError naming what to install. Callers then `import tensorrt as trt`
+    locally, so mypy types every call from tensorrt-stubs (an accessor returning the module would be Any)."""
+    try:
+        import tensorrt as trt
+    except ImportError as e:
+        raise DeployError(f"this needs TensorRT ({e.msg}); install it: {TRT_INSTALL}") from None
+    if "__version__" not in vars(trt):   # tensorrt-stubs alone: a namespace package without the library
+        raise DeployError(f"this needs TensorRT, and only its type stubs are installed: {TRT_INSTALL}")
+    return trt.__version__
 
 
 def tensorrt() -> ModuleType:
-    """The tensorrt module; DeployError when missing (tensorrt-stubs alone is a namespace without code)."""
-    module = lazy_import("tensorrt", "tensorrt (from NVIDIA; JetPack ships it)")
-    if not hasattr(module, "__version__"):
-        from runtime.errors import DeployError
-
-        raise DeployError("this needs TensorRT, and only its type stubs are installed: pip install tensorrt "
-                          "(on Jetson: it comes with JetPack)")
-    return module
+    """Deprecated (untyped: every use is Any to mypy): call require_tensorrt(), then `import tensorrt as trt`."""
+    require_tensorrt()
+    return importlib.import_module("tensorrt")
 
 
 def version_tuple(version: str) -> tuple[int, int]:
@@ -37,15 +49,23 @@ def version_tuple(version: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def network_flags(trt: Any, strongly_typed: bool) -> int:
+class TensorRTFlags(Protocol):
+    """What network_flags reads from the tensorrt module (a protocol, so calls stay typed from the stubs;
+    mypy does not match a module's __version__ against a protocol, so that one is read with getattr)."""
+
+    NetworkDefinitionCreationFlag: type[trt_types.NetworkDefinitionCreationFlag]
+
+
+def network_flags(trt: TensorRTFlags, strongly_typed: bool) -> int:
     """Creation flags for builder.create_network(): EXPLICIT_BATCH before 10.0, STRONGLY_TYPED on demand."""
-    version = version_tuple(trt.__version__)
+    trt_version = str(getattr(trt, "__version__"))
+    version = version_tuple(trt_version)
     flags = 0
     if version < (10, 0):
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     if strongly_typed:
         if not hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
-            raise RuntimeError(f"TensorRT {trt.__version__} has no strongly typed networks (needs 10.0+)")
+            raise RuntimeError(f"TensorRT {trt_version} has no strongly typed networks (needs 10.0+)")
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     return flags
 
@@ -63,27 +83,117 @@ def has_legacy_precision_flags(trt_version: str) -> bool:
     return version_tuple(trt_version) < LEGACY_PRECISION_UNTIL
 
 
-def parser_error_text(error: Any) -> str:
+def precision_builder_flags(trt_version: str, precision: str, has_qdq: bool) -> tuple[str, ...]:
+    """BuilderFlag names a weakly typed build of this file needs so it runs the precision verified on CPU.
+
+    - Q/DQ layers -> INT8: 8.6-10.11 build explicit quantization only with kINT8 set and no calibrator
+      (trtexec samples/common/sampleEngines.cpp `hasQDQLayers`; Polygraphy backend/trt/config.py).
+    - FP16 math in the file (fp16, and int8 whose unquantized layers are FP16) -> FP16: weak typing picks
+      FP16 kernels only with kFP16 (TensorRT 8.6 NvInfer.h BuilderFlag::kFP16 "Enable FP16 layer selection").
+    - 11.x: no such flags (removed from NvInfer.h v11.0; deprecated since 10.12): strongly typed only.
+    """
+    if not has_legacy_precision_flags(trt_version):
+        return ()
+    flags = ["FP16"] if precision in ("fp16", "int8") else []
+    return (*flags, "INT8") if has_qdq else tuple(flags)
+
+
+def strong_typing_available(trt_version: str) -> bool:
+    """NetworkDefinitionCreationFlag.STRONGLY_TYPED exists from 10.0 (absent from 8.6's NvInfer.h)."""
+    return version_tuple(trt_version) >= (10, 0)
+
+
+def parser_error_text(error: trt_types.ParserError) -> str:
     """One line per parser error: node index, node name (10.0+), description."""
     name = error.node_name() if hasattr(error, "node_name") else ""
     return f"node {error.node()}{' ' + repr(name) if name else ''}: {error.desc()}"
 
 
-NUMPY_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64, "INT8": np.int8,
-                "UINT8": np.uint8, "BOOL": np.bool_, "BF16": np.float32}
+# I/O tensor types numpy can hold, by DataType name (python/src/infer/pyFoundationalTypes.cpp: 8.6 has
+# FLOAT HALF INT8 INT32 BOOL UINT8 FP8; 10.x/11.x add BF16 INT64 INT4 FP4 E8M0). The others have no numpy
+# type: a view of their bytes as another type would be silently wrong, so such engines are refused.
+NUMPY_DTYPES: dict[str, np.dtype] = {name: np.dtype(kind) for name, kind in (
+    ("FLOAT", "float32"), ("HALF", "float16"), ("INT32", "int32"), ("INT64", "int64"), ("INT8", "int8"),
+    ("UINT8", "uint8"), ("BOOL", "bool"))}
 
 
-def numpy_dtype(trt_dtype: Any) -> Any:
-    """TensorRT DataType -> numpy dtype (by enum name, stable across versions)."""
-    name = getattr(trt_dtype, "name", str(trt_dtype).split(".")[-1])
-    if name not in NUMPY_DTYPES:
-        raise TypeError(f"TensorRT tensor type {name} has no numpy counterpart here")
-    return NUMPY_DTYPES[name]
+def numpy_dtype(type_name: str, tensor: str, engine: str) -> np.dtype:
+    """numpy dtype of an engine I/O tensor from its DataType name ('FLOAT', 'HALF', ...); DeployError for
+    BF16 / FP8 / INT4 / FP4 / E8M0 I/O, which numpy cannot hold."""
+    if type_name not in NUMPY_DTYPES:
+        raise DeployError(f"{engine}: I/O tensor '{tensor}' is {type_name}, which numpy has no type for; "
+                          "rebuild the engine from an ONNX file whose inputs and outputs are FP32/FP16/INT32")
+    return NUMPY_DTYPES[type_name]
 
 
-def cuda_runtime() -> ModuleType:
-    """cuda-python's runtime module: `cuda.bindings.runtime` (12.6+), else the older `cuda.cudart`."""
-    try:
-        return lazy_import("cuda.bindings.runtime", "cuda-python")
-    except Exception:
-        return lazy_import("cuda.cudart", "cuda-python")
+def profile_batch_limits(static_shape: tuple[int, ...], profile: tuple[tuple[int, ...], ...] | None
+                         ) -> tuple[int, int]:
+    """(min, max) batch an engine input accepts: its static batch, else profile 0's MIN and MAX shapes
+    (ICudaEngine.get_tensor_profile_shape returns [min, opt, max], 8.5+ through 11.x)."""
+    if static_shape and static_shape[0] >= 0:
+        return static_shape[0], static_shape[0]
+    if not profile:
+        raise DeployError(f"dynamic input {static_shape} without an optimization profile")
+    return profile[0][0], profile[-1][0]
+
+
+# Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE, 8.6+) load on newer runtimes of the same
+# major, and across majors only as the TensorRT 11.4.1 support matrix ("Engine Portability") lists:
+# 8.x VC engines on a 10.x runtime and 10.x VC engines on an 11.x runtime; no other pair (not 8 -> 11).
+VERSION_COMPATIBLE_FROM = (8, 6)
+VERSION_COMPATIBLE_ACROSS_MAJORS = {(8, 10), (10, 11)}
+
+
+def loads_version_compatible(built: str, runtime: str) -> bool:
+    """Whether a runtime of version `runtime` deserializes a version-compatible engine built by `built`."""
+    b, r = version_tuple(built), version_tuple(runtime)
+    if b < VERSION_COMPATIBLE_FROM or r < b:
+        return False
+    return b[0] == r[0] or (b[0], r[0]) in VERSION_COMPATIBLE_ACROSS_MAJORS
+
+
+def loads_engine(built: str, runtime: str, version_compatible: bool) -> bool:
+    """An engine loads on exactly the TensorRT that built it, or by the rule above when version-compatible."""
+    return loads_version_compatible(built, runtime) if version_compatible else built == runtime
+
+
+# CUDA majors. cuda-python's CUDA runtime needs a driver of at least its major (CUDA minor version
+# compatibility covers the minors: CUDA Compatibility guide), and its major must equal the major the
+# TensorRT wheel was built for (the -cu12 / -cu13 in the wheel's name, python/packaging in NVIDIA/TensorRT).
+TRT_CUDA_DISTRIBUTIONS = {"tensorrt-cu13": 13, "tensorrt-cu13-bindings": 13, "tensorrt-cu12": 12,
+                          "tensorrt-cu12-bindings": 12, "tensorrt-cu11": 11, "tensorrt-cu11-bindings": 11}
+
+
+def tensorrt_cuda_major(installed: list[str]) -> int | None:
+    """CUDA major of the installed TensorRT wheel from distribution names; None for a system TensorRT
+    (JetPack, .deb/.tar installs), whose CUDA is the system's."""
+    majors = {TRT_CUDA_DISTRIBUTIONS[n] for n in (name.lower().replace("_", "-") for name in installed)
+              if n in TRT_CUDA_DISTRIBUTIONS}
+    return majors.pop() if len(majors) == 1 else None
+
+
+def cuda_text(version: int) -> str:
+    """12080 -> '12.8' (cudaDriverGetVersion / cudaRuntimeGetVersion encoding: 1000*major + 10*minor)."""
+    return f"{version // 1000}.{version % 1000 // 10}"
+
+
+def cuda_mismatch(driver: str, driver_cuda: int, runtime_cuda: int, trt_version: str,
+                  trt_cuda: int | None) -> str | None:
+    """One line naming driver, CUDA runtime and TensorRT when they cannot work together, else None."""
+    runtime_major = runtime_cuda // 1000
+    problems = []
+    if driver_cuda == 0:
+        problems.append("no NVIDIA driver answered")
+    elif driver_cuda // 1000 < runtime_major:
+        problems.append(f"the driver supports CUDA {cuda_text(driver_cuda)} only")
+    if trt_cuda is not None and trt_cuda != runtime_major:
+        problems.append(f"TensorRT is built for CUDA {trt_cuda}")
+    if not problems:
+        return None
+    want = trt_cuda or (driver_cuda // 1000 if driver_cuda else runtime_major)
+    hint = (f"pip install 'efficientdet-deploy[trt-cu{want}]'" if want in (12, 13)
+            else f"pip install 'cuda-python>={want},<{want + 1}'")
+    trt_side = f"TensorRT {trt_version} (CUDA {trt_cuda or 'of the system'})"
+    return (f"CUDA versions do not fit: driver {driver} (CUDA {cuda_text(driver_cuda) if driver_cuda else '-'}), "
+            f"cuda-python's CUDA runtime {cuda_text(runtime_cuda)}, {trt_side}: {'; '.join(problems)}; "
+            f"use cuda-python {want}.x: {hint}")

@@ -33,5 +33,10 @@ class Backend(ABC):
     def close(self) -> None:
         """Release sessions, contexts and buffers (idempotent)."""
 
+    def batch_limits(self) -> tuple[int, int]:
+        """(min, max) batch one run() accepts; the file's metadata unless the backend knows better
+        (a TensorRT engine's optimization profile)."""
+        return self.info.batch
+
     def describe(self) -> str:
         return f"{self.name} ({self.device or 'default device'})"

@@ -1,23 +1,35 @@
 """TensorRT backend over cuda-python: one stream, pinned host buffers and device buffers allocated once
 for the profile's largest batch and reused, name-based tensors (`set_tensor_address`,
-`set_input_shape`, `execute_async_v3`), optional CUDA graph capture, CUDA-event phase timings.
+`set_input_shape`, `execute_async_v3`: TensorRT 8.5+ through 11.x), optional CUDA graph capture,
+CUDA-event phase timings.
 
 Not re-entrant: the Detector serializes calls; use one Detector (one execution context) per thread for
-parallel work. The engine's ModelInfo comes from its sidecar (written by `effdet-deploy build`).
+parallel work. Every call sets the engine's device first: the current CUDA device belongs to the calling
+host thread, not to the process. The engine's ModelInfo comes from its sidecar (`effdet-deploy build`).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from importlib.metadata import distributions
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
+from runtime import cudart
 from runtime.backends.base import Backend
-from runtime.cuda_memory import EventTimer, PinnedBuffer, check, device_properties
+from runtime.cuda_memory import EventTimer, PinnedBuffer, device_properties
 from runtime.engine_sidecar import check_engine, read_sidecar, sidecar_path
 from runtime.errors import DeployError
+from runtime.gpu import driver_release
+from runtime.log import logger
 from runtime.model_info import ModelInfo
-from runtime.trt_compat import cuda_runtime, numpy_dtype, tensorrt
+from runtime.trt_compat import (cuda_mismatch, numpy_dtype, profile_batch_limits, require_tensorrt,
+                                tensorrt_cuda_major)
+from runtime.trt_messages import TrtMessages
+
+if TYPE_CHECKING:
+    import tensorrt as trt
 
 
 def _device_index(device: str | None) -> int:
@@ -30,6 +42,20 @@ def _device_index(device: str | None) -> int:
         raise DeployError(f"device '{device}' is not 'cuda' or 'cuda:N'") from None
 
 
+def _dims(dims: trt.Dims) -> tuple[int, ...]:
+    return tuple(dims[i] for i in range(len(dims)))
+
+
+def check_cuda_versions(trt_version: str) -> None:
+    """One line naming driver, CUDA runtime and TensorRT when their CUDA majors cannot work together
+    (before the first cudaSetDevice, which would fail with a bare cudaErrorInsufficientDriver)."""
+    names = [dist.metadata["Name"] for dist in distributions()]
+    problem = cuda_mismatch(driver_release(), cudart.driver_version(), cudart.runtime_version(), trt_version,
+                            tensorrt_cuda_major(names))
+    if problem:
+        raise DeployError(problem)
+
+
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
@@ -37,107 +63,193 @@ class TensorRTBackend(Backend):
         self.use_cuda_graph = use_cuda_graph
         self.last_gpu_ms: dict[str, float] = {}
         self.buffers: dict[str, PinnedBuffer] = {}
+        self.dtypes: dict[str, np.dtype] = {}
+        self.device_index = _device_index(device)
+        self.messages = TrtMessages()
+        self.runtime: trt.Runtime | None = None
+        self.engine: trt.ICudaEngine | None = None
+        self.context: trt.IExecutionContext | None = None
+        self.stream = 0
+        self.timer: EventTimer | None = None
+        self.graph_exec: cudart.GraphExec | None = None
+        self.shape: tuple[int, ...] = ()
         super().__init__(path, device)
 
+    @contextmanager
+    def _trt_errors(self) -> Iterator[None]:
+        """TensorRT's Python exceptions as one DeployError line naming the engine and TensorRT's last error."""
+        try:
+            yield
+        except (RuntimeError, TypeError, ValueError) as e:
+            text = " ".join(str(e).split())
+            raise DeployError(f"{self.path}: TensorRT: {text}{self.messages.suffix()}") from None
+
     def open(self) -> ModelInfo:
-        trt = tensorrt()
-        cudart = cuda_runtime()
-        index = _device_index(self.device)
-        check(cudart.cudaSetDevice(index))
+        trt_version = require_tensorrt()
         sidecar = read_sidecar(self.path)
         if sidecar is None:
             raise DeployError(f"{self.path}: no {sidecar_path(self.path).name} beside it (the engine's input contract); "
                               "build engines with `effdet-deploy build`")
-        gpu, cc = device_properties(index)
-        check_engine(self.path, sidecar, trt.__version__, gpu, cc)
-        self.trt_logger = trt.Logger(trt.Logger.WARNING)
-        trt.init_libnvinfer_plugins(self.trt_logger, "")
-        self.runtime = trt.Runtime(self.trt_logger)
-        self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if self.engine is None:
-            raise DeployError(f"{self.path}: TensorRT {trt.__version__} cannot deserialize it (damaged, or built "
-                              f"with TensorRT {sidecar.get('tensorrt_version', '?')})")
-        self.context = self.engine.create_execution_context()
-        self.stream = check(cudart.cudaStreamCreate())
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.outputs = [n for n in names if n not in self.inputs]
-        self._allocate()
-        self.timer = EventTimer()
-        self.graph_exec: Any = None
-        self.shape: tuple[int, ...] = ()
+        check_cuda_versions(trt_version)
+        cudart.set_device(self.device_index)
+        gpu, cc = device_properties(self.device_index)
+        check_engine(self.path, sidecar, trt_version, gpu, cc)
+        try:
+            with self._trt_errors():
+                self._load(trt_version, bool(sidecar.get("version_compatible")))
+        except BaseException:
+            self.close()
+            raise
         return ModelInfo.from_metadata(sidecar.get("onnx_metadata", {}), str(self.path))
 
-    def _allocate(self) -> None:
-        """Buffers for the largest shape the engine accepts, bound once with set_tensor_address."""
-        name = self.inputs[0]
-        shape = tuple(self.engine.get_tensor_shape(name))
-        if -1 in shape:
-            shape = tuple(self.engine.get_tensor_profile_shape(name, 0)[2])
-        self.max_shape = shape
-        self.context.set_input_shape(name, shape)
-        for tensor in self.inputs + self.outputs:
-            dims = tuple(self.context.get_tensor_shape(tensor))
-            dtype = numpy_dtype(self.engine.get_tensor_dtype(tensor))
-            self.buffers[tensor] = PinnedBuffer(int(np.prod(dims)) * np.dtype(dtype).itemsize)
-            self.context.set_tensor_address(tensor, self.buffers[tensor].device_ptr)
+    def _load(self, trt_version: str, version_compatible: bool) -> None:
+        import tensorrt as trt
 
-    def _set_shape(self, shape: tuple[int, ...]) -> None:
+        logger_ = self.messages.trt_logger()
+        if not trt.init_libnvinfer_plugins(logger_, ""):   # EfficientNMS_TRT lives there (8.6-11.x)
+            logger.warning(f"TensorRT could not register its plugins{self.messages.suffix()}")
+        self.runtime = trt.Runtime(logger_)
+        if version_compatible:
+            # VC engines embed the lean runtime (host code), refused unless allowed (IRuntime::
+            # setEngineHostCodeAllowed, 8.6+; trtexec sampleEngines.cpp, Polygraphy EngineFromBytes do this)
+            self.runtime.engine_host_code_allowed = True
+        engine: trt.ICudaEngine | None = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if engine is None:
+            raise DeployError(f"{self.path}: TensorRT {trt_version} could not deserialize it"
+                              f"{self.messages.suffix() or ' (damaged file?)'}")
+        self.engine = engine
+        context: trt.IExecutionContext | None = engine.create_execution_context()
+        if context is None:   # out of device memory, typically (returns nullptr: NvInferRuntime.h 8.6-11.x)
+            raise DeployError(f"{self.path}: TensorRT could not create an execution context{self.messages.suffix()}")
+        self.context = context
+        self.stream = cudart.stream_create()
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if n not in self.inputs]
+        self.dtypes = {n: numpy_dtype(engine.get_tensor_dtype(n).name, n, str(self.path)) for n in names}
+        self._allocate(engine, context)
+        self.timer = EventTimer()
+
+    def _allocate(self, engine: trt.ICudaEngine, context: trt.IExecutionContext) -> None:
+        """Buffers for the largest batch profile 0 accepts, bound once with set_tensor_address."""
+        name = self.inputs[0]
+        shape = _dims(engine.get_tensor_shape(name))
+        profile = None
+        if -1 in shape:
+            profile = tuple(_dims(d) for d in engine.get_tensor_profile_shape(name, 0))
+        self.batch_range = profile_batch_limits(shape, profile)
+        self.max_shape = profile[-1] if profile else shape
+        if not context.set_input_shape(name, self.max_shape):
+            raise DeployError(f"{self.path}: TensorRT rejected input shape {self.max_shape}{self.messages.suffix()}")
+        for tensor in self.inputs + self.outputs:
+            dims = _dims(context.get_tensor_shape(tensor))
+            self.buffers[tensor] = PinnedBuffer(int(np.prod(dims)) * self.dtypes[tensor].itemsize)
+            if not context.set_tensor_address(tensor, self.buffers[tensor].device_ptr):
+                raise DeployError(f"{self.path}: TensorRT refused the address of '{tensor}'{self.messages.suffix()}")
+        self.shape = self.max_shape
+
+    def batch_limits(self) -> tuple[int, int]:
+        """(min, max) batch of the engine's optimization profile, which may differ from the ONNX metadata."""
+        return self.batch_range
+
+    def _live(self) -> trt.IExecutionContext:
+        if self.context is None or self.timer is None:
+            raise DeployError(f"{self.path}: this TensorRT backend is closed")
+        return self.context
+
+    def _set_shape(self, context: trt.IExecutionContext, shape: tuple[int, ...]) -> None:
         if shape == self.shape:
             return
-        if len(shape) != len(self.max_shape) or shape[0] > self.max_shape[0] or shape[1:] != self.max_shape[1:]:
-            raise DeployError(f"{self.path}: input {shape} does not fit the engine (at most {self.max_shape})")
-        if not self.context.set_input_shape(self.inputs[0], shape):
-            raise DeployError(f"{self.path}: TensorRT rejected input shape {shape} (outside the profile)")
-        self.shape, self.graph_exec = shape, None
-
-    def _enqueue(self) -> None:
-        cudart = cuda_runtime()
-        if self.graph_exec is not None:
-            check(cudart.cudaGraphLaunch(self.graph_exec, self.stream))
-        elif not self.context.execute_async_v3(int(self.stream)):
-            raise DeployError(f"{self.path}: execute_async_v3 failed")
-
-    def _capture(self) -> None:
-        """Record one enqueue as a CUDA graph (after a normal run at this shape, as TensorRT requires)."""
-        cudart = cuda_runtime()
-        check(cudart.cudaStreamBeginCapture(self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
-        self.context.execute_async_v3(int(self.stream))
-        graph = check(cudart.cudaStreamEndCapture(self.stream))
-        self.graph_exec = check(cudart.cudaGraphInstantiate(graph, 0))
+        lo, hi = self.batch_range
+        if len(shape) != len(self.max_shape) or not lo <= shape[0] <= hi or shape[1:] != self.max_shape[1:]:
+            raise DeployError(f"{self.path}: input {shape} does not fit the engine (batch {lo}..{hi} of "
+                              f"{self.max_shape[1:]})")
+        self._drop_graph()                              # a graph replays the shapes it was captured with
+        if not context.set_input_shape(self.inputs[0], shape):
+            raise DeployError(f"{self.path}: TensorRT rejected input shape {shape}{self.messages.suffix()}")
+        self.shape = shape
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        cudart.set_device(self.device_index)           # this thread's current device (per host thread)
+        context = self._live()
+        with self._trt_errors():
+            results = self._run(context, batch)
+        if self.use_cuda_graph and self.graph_exec is None:
+            self._capture(context)                     # never raises: the results above are kept
+        return results
+
+    def _run(self, context: trt.IExecutionContext, batch: np.ndarray) -> dict[str, np.ndarray]:
+        assert self.timer is not None
         name = self.inputs[0]
-        first_at_shape = tuple(batch.shape) != self.shape
-        self._set_shape(tuple(batch.shape))
+        self._set_shape(context, tuple(batch.shape))
         buf = self.buffers[name]
-        staged = buf.host_array(batch.shape, numpy_dtype(self.engine.get_tensor_dtype(name)))
+        staged = buf.host_array(batch.shape, self.dtypes[name])
         staged[...] = batch                                  # cast to the engine's input type if it differs
         self.timer.mark(0, self.stream)
         buf.to_device(staged.nbytes, self.stream)
         self.timer.mark(1, self.stream)
-        self._enqueue()
+        self._enqueue(context)
         self.timer.mark(2, self.stream)
         results = {}
         for out in self.outputs:
-            dims = tuple(self.context.get_tensor_shape(out))
-            dtype = numpy_dtype(self.engine.get_tensor_dtype(out))
-            self.buffers[out].to_host(int(np.prod(dims)) * np.dtype(dtype).itemsize, self.stream)
-            results[out] = self.buffers[out].host_array(dims, dtype)
+            dims = _dims(context.get_tensor_shape(out))
+            self.buffers[out].to_host(int(np.prod(dims)) * self.dtypes[out].itemsize, self.stream)
+            results[out] = self.buffers[out].host_array(dims, self.dtypes[out])
         self.timer.mark(3, self.stream)
-        check(cuda_runtime().cudaStreamSynchronize(self.stream))
+        cudart.stream_synchronize(self.stream)
         self.last_gpu_ms = self.timer.elapsed()
-        if self.use_cuda_graph and first_at_shape:
-            self._capture()
         return {k: v.copy() for k, v in results.items()}  # buffers are reused by the next call
 
+    def _enqueue(self, context: trt.IExecutionContext) -> None:
+        if self.graph_exec is not None:
+            cudart.graph_launch(self.graph_exec, self.stream)
+        elif not context.execute_async_v3(self.stream):
+            raise DeployError(f"{self.path}: TensorRT's execute_async_v3 failed{self.messages.suffix()}")
+
+    def _capture(self, context: trt.IExecutionContext) -> None:
+        """Record one enqueue as a CUDA graph, after a normal run at this shape (TensorRT finishes its lazy
+        setup in the first enqueue). If TensorRT cannot be captured: end the capture, clear the error, warn
+        once and run normally from then on, as trtexec does (samples/common/sampleInference.cpp)."""
+        try:
+            cudart.begin_capture(self.stream)
+            error = ""
+            try:
+                enqueued = context.execute_async_v3(self.stream)
+            except (RuntimeError, TypeError) as e:
+                enqueued, error = False, " ".join(str(e).split())
+            if not enqueued:
+                cuda_error = cudart.abandon_capture(self.stream)
+                raise DeployError(f"{error or cuda_error}{self.messages.suffix()}")
+            self.graph_exec = cudart.end_capture(self.stream)
+        except DeployError as e:
+            cudart.clear_error()
+            self.use_cuda_graph = False
+            logger.warning(f"{self.path}: CUDA graph capture failed ({e}); running without CUDA graphs")
+
+    def _drop_graph(self) -> None:
+        graph_exec, self.graph_exec = self.graph_exec, None
+        if graph_exec is not None:
+            cudart.graph_exec_destroy(graph_exec)
+
     def close(self) -> None:
-        for buf in self.buffers.values():
+        """Free graph, buffers, events, stream, context, engine (idempotent; on the engine's device)."""
+        errors: list[DeployError] = []
+        steps: list[Callable[[], None]] = [lambda: cudart.set_device(self.device_index), self._drop_graph, self._free_buffers]
+        if self.timer is not None:
+            steps.append(self.timer.destroy)
+        if self.stream:
+            steps.append(lambda: cudart.stream_destroy(self.stream))
+        for step in steps:
+            try:
+                step()
+            except DeployError as e:
+                errors.append(e)
+        self.timer, self.stream = None, 0
+        self.context = self.engine = self.runtime = None   # context before engine before runtime
+        if errors:
+            raise errors[0]
+
+    def _free_buffers(self) -> None:
+        buffers, self.buffers = self.buffers, {}
+        for buf in buffers.values():
             buf.free()
-        self.buffers = {}
-        if getattr(self, "stream", None) is not None:
-            check(cuda_runtime().cudaStreamDestroy(self.stream))
-            self.stream = None
-        if getattr(self, "timer", None) is not None:
-            self.timer.destroy()
-            self.timer = None  # type: ignore[assignment]

@@ -1,0 +1,1 @@
+# Namespace of cuda-python (cuda.bindings); only what runtime/cudart.py uses is described here.

@@ -1,0 +1,3 @@
+# cuda-bindings utils/__init__.py (12.9.x and 13.0+; absent before): the replacement for int(handle),
+# which the 13.0.0 release notes deprecate.
+def get_cuda_native_handle(obj: object) -> int: ...
