@@ -108,11 +108,12 @@ class TensorRTBackend(Backend):
         logger_ = self.messages.trt_logger()
         if not trt.init_libnvinfer_plugins(logger_, ""):   # EfficientNMS_TRT lives there (8.6-11.x)
             logger.warning(f"TensorRT could not register its plugins{self.messages.suffix()}")
-        self.runtime = trt.Runtime(logger_)
+        self.runtime = trt.Runtime(logger_)   # kept alive while the engine lives (IRuntime docs, 8.6-11.x)
         if version_compatible:
             # VC engines embed the lean runtime (host code), refused unless allowed (IRuntime::
             # setEngineHostCodeAllowed, 8.6+; trtexec sampleEngines.cpp, Polygraphy EngineFromBytes do this)
             self.runtime.engine_host_code_allowed = True
+        # None on failure, the reason goes to the logger (pyCore.cpp deserialize_cuda_engine, 8.6.1/10.13/11.1)
         engine: trt.ICudaEngine | None = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
             raise DeployError(f"{self.path}: TensorRT {trt_version} could not deserialize it"
@@ -123,6 +124,7 @@ class TensorRTBackend(Backend):
             raise DeployError(f"{self.path}: TensorRT could not create an execution context{self.messages.suffix()}")
         self.context = context
         self.stream = cudart.stream_create()
+        # name-based I/O API: num_io_tensors / get_tensor_name / _mode / _dtype (8.5+, unchanged in 10.x/11.x)
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if n not in self.inputs]
@@ -135,15 +137,20 @@ class TensorRTBackend(Backend):
         name = self.inputs[0]
         shape = _dims(engine.get_tensor_shape(name))
         profile = None
-        if -1 in shape:
+        if -1 in shape:   # [min, opt, max] of profile 0 (pyCore.cpp get_tensor_profile_shape, 8.6.1-11.1)
             profile = tuple(_dims(d) for d in engine.get_tensor_profile_shape(name, 0))
         self.batch_range = profile_batch_limits(shape, profile)
         self.max_shape = profile[-1] if profile else shape
+        # tuple -> Dims by pybind (8.6: implicitly_convertible<vector<int32_t>, Dims>; 10.x/11.x: tuple overload)
         if not context.set_input_shape(name, self.max_shape):
             raise DeployError(f"{self.path}: TensorRT rejected input shape {self.max_shape}{self.messages.suffix()}")
         for tensor in self.inputs + self.outputs:
-            dims = _dims(context.get_tensor_shape(tensor))
+            dims = _dims(context.get_tensor_shape(tensor))   # resolved for the input shape just set
+            if min(dims, default=0) < 0:
+                raise DeployError(f"{self.path}: output '{tensor}' has a data-dependent shape {dims}; "
+                                  "export with fixed-size outputs (every --nms mode does)")
             self.buffers[tensor] = PinnedBuffer(int(np.prod(dims)) * self.dtypes[tensor].itemsize)
+            # device address as int (pyCore.cpp set_tensor_address(size_t), 8.6.1-11.1); False if refused
             if not context.set_tensor_address(tensor, self.buffers[tensor].device_ptr):
                 raise DeployError(f"{self.path}: TensorRT refused the address of '{tensor}'{self.messages.suffix()}")
         self.shape = self.max_shape
@@ -203,6 +210,7 @@ class TensorRTBackend(Backend):
     def _enqueue(self, context: trt.IExecutionContext) -> None:
         if self.graph_exec is not None:
             cudart.graph_launch(self.graph_exec, self.stream)
+        # stream as its native handle int (pyCore.cpp execute_async_v3(size_t streamHandle), 8.6.1-11.1)
         elif not context.execute_async_v3(self.stream):
             raise DeployError(f"{self.path}: TensorRT's execute_async_v3 failed{self.messages.suffix()}")
 
