@@ -1,8 +1,9 @@
 """The PyTorch module that becomes the ONNX graph: preprocessing -> fused EfficientDet -> decoding.
 
-For `--nms efficient` the plugin decodes (fused box decoder, box_coding 1): the box head's output
-channels are permuted once to (tx, ty, tw, th) so the plugin's corners come out x1,y1,x2,y2, and the
-graph ends at the raw regressions and logits. Otherwise boxes are decoded here, scores get a sigmoid.
+With NMS (`--nms efficient` or `onnx`) the tail decodes only the boxes it keeps (the plugin's fused box
+decoder, box_coding 1, or export/postprocess.py's ONNX ops with the same arithmetic): the box head's output
+channels are permuted once to (tx, ty, tw, th) so corners come out x1,y1,x2,y2, and this graph ends at
+the raw regressions and logits. `--nms none`: all boxes are decoded here, scores get a sigmoid.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def swap_box_xy(model: EfficientDet) -> None:
 
 
 class ExportGraph(nn.Module):
-    """images -> (boxes [B,N,4] xyxy, scores [B,N,C]) or, for the plugin, (box_regression, cls_logits)."""
+    """images -> (boxes [B,N,4] xyxy, scores [B,N,C]) or, with NMS, (box_regression, cls_logits)."""
 
     def __init__(self, model: EfficientDet, anchors_xyxy: np.ndarray, s: ExportSettings) -> None:
         super().__init__()
@@ -43,8 +44,8 @@ class ExportGraph(nn.Module):
         cs = torch.from_numpy(anchors_center_size(anchors_xyxy))
         self.register_buffer("anchor_center", cs[:, :2])
         self.register_buffer("anchor_size", cs[:, 2:])
-        self.plugin_decodes = s.nms == "efficient"
-        if self.plugin_decodes:
+        self.tail_decodes = s.nms != "none"
+        if self.tail_decodes:
             swap_box_xy(model)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +55,7 @@ class ExportGraph(nn.Module):
         if self.s.preprocess:
             x = x * self.scale + self.shift
         cls, box = self.model(x)
-        if self.plugin_decodes:
+        if self.tail_decodes:
             return box, cls
         # effdet coding: (ty, tx, th, tw) relative to anchor centers and sizes
         yx_offset = box[..., 0:2].flip(-1)  # (tx, ty)

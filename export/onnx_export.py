@@ -20,9 +20,10 @@ from export.lint import lint
 from export.onnx_io import write_onnx
 from export.postprocess import append_efficient_nms, append_onnx_nms
 from export.rewrite import fold_pads_into_pools
-from export.settings import NMS_KINDS, ExportSettings
+from export.settings import NMS_KINDS, ONNX_PRE_NMS_TOP_K_MAX, ExportSettings
 from runtime.errors import DeployError
 from runtime.log import logger
+from runtime.nms import PLUGIN_TOP_K
 
 TOOLKIT_VERSION = "0.1.0"
 
@@ -37,11 +38,31 @@ def check_settings(s: ExportSettings) -> None:
         raise DeployError(f"--dynamic-batch must be MIN<=OPT<=MAX, >= 1; got {s.dynamic_batch}")
     if s.batch < 1 or s.max_detections < 1:
         raise DeployError("--batch and --max-detections must be >= 1")
+    _check_pre_nms_top_k(s)
     if s.input_dtype == "uint8" and not s.preprocess:
         raise DeployError("--input-dtype uint8 needs the preprocessing in the graph (drop --no-preprocess)")
     parent = Path(s.output).resolve().parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise DeployError(f"{s.output}: output folder does not exist or is not writable")
+
+
+def _check_pre_nms_top_k(s: ExportSettings) -> None:
+    k = s.resolved_pre_nms_top_k()
+    if s.nms == "efficient" and k != PLUGIN_TOP_K:
+        raise DeployError(f"--pre-nms-top-k: the EfficientNMS_TRT plugin's is fixed at {PLUGIN_TOP_K}, got {k}")
+    if s.nms == "onnx" and not s.max_detections <= k <= ONNX_PRE_NMS_TOP_K_MAX:
+        raise DeployError(f"--pre-nms-top-k must be in [--max-detections ({s.max_detections}), "
+                          f"{ONNX_PRE_NMS_TOP_K_MAX}] for --nms onnx (TensorRT's TopK K < 3840), got {k}")
+    if k < 1:
+        raise DeployError(f"--pre-nms-top-k must be >= 1, got {k}")
+
+
+def min_tensorrt(opset: int) -> str | None:
+    """Oldest TensorRT whose ONNX parser takes this opset (onnx-tensorrt docs/operators.md: 8.6 up to 17,
+    10.0 up to 20); None past what we checked. Every op our FP32 graphs use parses on 8.6."""
+    if opset <= 17:
+        return "8.6"
+    return "10.0" if opset <= 20 else None
 
 
 def metadata(s: ExportSettings, model_cfg, num_anchors: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -55,6 +76,8 @@ def metadata(s: ExportSettings, model_cfg, num_anchors: int) -> dict[str, str]: 
         "iou_threshold": str(s.iou_threshold), "max_detections": str(s.max_detections),
         "batch": "dynamic:" + ",".join(map(str, s.dynamic_batch)) if s.dynamic_batch else str(s.batch),
         "precision": "fp32", "toolkit": "efficientdet-deploy", "toolkit_version": TOOLKIT_VERSION,
+        "pre_nms_top_k": str(s.resolved_pre_nms_top_k()),
+        **({"min_tensorrt": trt} if (trt := min_tensorrt(s.opset)) else {}),
     }
 
 
@@ -62,7 +85,7 @@ def _torch_to_onnx(graph: ExportGraph, s: ExportSettings, size: tuple[int, int])
     batch = s.dynamic_batch[1] if s.dynamic_batch else s.batch
     shape = (batch, 3, *size) if s.input_format == "nchw" else (batch, *size, 3)
     dummy = torch.zeros(shape, dtype=torch.uint8 if s.input_dtype == "uint8" else torch.float32)
-    outputs = ["box_regression", "cls_logits"] if s.nms == "efficient" else ["boxes", "scores"]
+    outputs = ["boxes", "scores"] if s.nms == "none" else ["box_regression", "cls_logits"]
     dynamic = {n: {0: "batch"} for n in ["images", *outputs]} if s.dynamic_batch else None
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
@@ -99,7 +122,8 @@ def onnx_from_model(s: ExportSettings) -> onnx.ModelProto:
         append_efficient_nms(proto, anchors_center_size(anchors), batch, s.score_threshold, s.iou_threshold,
                              s.max_detections)
     elif s.nms == "onnx":
-        append_onnx_nms(proto, len(anchors), batch, s.score_threshold, s.iou_threshold, s.max_detections)
+        append_onnx_nms(proto, anchors_center_size(anchors), model.config.num_classes, batch, s.score_threshold,
+                        s.iou_threshold, s.max_detections, s.resolved_pre_nms_top_k())
     logger.info("[4/5] post-processing '%s' appended; checking", s.nms)
     for key, value in metadata(s, model.config, len(anchors)).items():
         proto.metadata_props.add(key=key, value=value)

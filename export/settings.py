@@ -5,6 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NMS_KINDS = ("efficient", "onnx", "none")
+# Pre-NMS top-k over anchors x classes. --nms onnx: default 2000 keeps every TopK K < 3840 and hands
+# TensorRT's INMSLayer at most 2000 boxes per image, its limit on SM 5.3/6.2 (Jetson Nano/TX2; 5000
+# elsewhere), so the limit never bites and ORT computes what TensorRT computes. The plugin's is fixed
+# (4096); --nms none files use the numpy reference with the plugin's semantics and this k.
+ONNX_PRE_NMS_TOP_K = 2000
+ONNX_PRE_NMS_TOP_K_MAX = 3839
 
 
 @dataclass(frozen=True)
@@ -25,3 +31,12 @@ class ExportSettings:
     batch: int = 1
     dynamic_batch: tuple[int, int, int] | None = None   # (min, opt, max)
     opset: int = 17
+    pre_nms_top_k: int | None = None                    # default: 2000 (onnx), 4096 (efficient, none)
+
+    def resolved_pre_nms_top_k(self) -> int:
+        """The pre-NMS top-k this export uses (the plugin's fixed 4096 for efficient)."""
+        from runtime.nms import PLUGIN_TOP_K
+
+        if self.pre_nms_top_k is not None:
+            return self.pre_nms_top_k
+        return ONNX_PRE_NMS_TOP_K if self.nms == "onnx" else PLUGIN_TOP_K

@@ -117,7 +117,8 @@ class Detector:
         elif "boxes" in outputs and "scores" in outputs:
             info = self.info
             params = NMSParams(score_threshold=info.score_threshold, iou_threshold=info.iou_threshold,
-                               max_output_boxes=info.max_detections, score_activation=False)
+                               max_output_boxes=info.max_detections, score_activation=False,
+                               top_k=info.pre_nms_top_k)
             num, boxes, scores, classes = efficient_nms(outputs["boxes"], outputs["scores"], None, params)
         else:
             raise DeployError(f"{self.backend.path}: unexpected outputs {sorted(outputs)}")

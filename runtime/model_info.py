@@ -28,6 +28,7 @@ class ModelInfo:
     score_threshold: float = 0.001
     iou_threshold: float = 0.5
     max_detections: int = 100
+    pre_nms_top_k: int = 4096           # candidates kept before NMS (the plugin's 4096 for older files)
     batch: tuple[int, int] = (1, 1)     # (min, max) batch the file accepts
     precision: str = "fp32"
     extra: dict[str, str] = field(default_factory=dict)
@@ -54,6 +55,7 @@ class ModelInfo:
                 score_threshold=float(meta.get("score_threshold", 0.001)),
                 iou_threshold=float(meta.get("iou_threshold", 0.5)),
                 max_detections=int(meta.get("max_detections", 100)), batch=(lo, hi),
+                pre_nms_top_k=int(meta.get("pre_nms_top_k", 4096)),
                 precision=meta.get("precision", "fp32"), extra=dict(meta))
         except (ValueError, TypeError) as e:
             raise DeployError(f"{source}: malformed metadata ({e})") from None

@@ -18,7 +18,7 @@ def tmp(tmp_path_factory):
 
 
 def test_fused_graph_structure_and_metadata(tmp):
-    path = export(tmp, "d0", None, image_size=(512, 512), nms="efficient", class_names=("a", "b"))
+    path = export(tmp, "d0", None, image_size=(512, 512), nms="efficient", num_classes=2, class_names=("a", "b"))
     proto = onnx.load(path)
     ops = [n.op_type for n in proto.graph.node]
     print(f"D0 512 nodes: {len(ops)} (effdet's own torch.onnx export: 707 with 30 BatchNormalization, 57 Div)")
@@ -27,6 +27,7 @@ def test_fused_graph_structure_and_metadata(tmp):
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["model"] == "tf_efficientdet_d0" and meta["image_size"] == "512,512" and meta["nms"] == "efficient"
     assert meta["class_names"] == '["a", "b"]' and meta["precision"] == "fp32" and meta["num_anchors"] == "49104"
+    assert meta["pre_nms_top_k"] == "4096" and meta["min_tensorrt"] == "8.6"   # the plugin's k; opset 17 parses on 8.6
     assert lint(proto) == []
     onnx.checker.check_model(proto)
 
@@ -86,7 +87,10 @@ def test_bad_input_is_one_line_exit_2_and_no_file(tmp):
     corrupt.write_bytes(b"not a checkpoint")
     cases = [(["--model", "d9"], "unknown model"), (["--model", "d0", "--checkpoint", str(tmp / "none.pth")], "not found"),
              (["--model", "d0", "--checkpoint", str(corrupt)], "not a readable PyTorch checkpoint"),
-             (["--model", "d0", "--image-size", "0"], "positive"), (["--model", "d0", "--dynamic-batch", "4,2,1"], "MIN<=OPT<=MAX")]
+             (["--model", "d0", "--image-size", "0"], "positive"), (["--model", "d0", "--dynamic-batch", "4,2,1"], "MIN<=OPT<=MAX"),
+             (["--model", "d0", "--nms", "onnx", "--pre-nms-top-k", "3840"], "TopK K < 3840"),
+             (["--model", "d0", "--nms", "onnx", "--pre-nms-top-k", "50"], "--max-detections (100)"),
+             (["--model", "d0", "--nms", "efficient", "--pre-nms-top-k", "2000"], "fixed at 4096")]
     for args, message in cases:
         r = cli(*args, "--output", str(out))
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, (args, r.stderr)

@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", type=int, default=1)
     g.add_argument("--dynamic-batch", help="MIN,OPT,MAX")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--pre-nms-top-k", type=int, default=None,
+                   help="candidates kept before NMS, over anchors x classes (--nms onnx: default 2000, at most 3839, "
+                        "within TensorRT's TopK and NMS limits; --nms none: default 4096; the plugin's is fixed at 4096)")
 
 
 def _triple(text: str | None) -> tuple[int, int, int] | None:
@@ -48,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         class_names=tuple(args.class_names.split(",")) if args.class_names else (), nms=args.nms,
         score_threshold=args.score_threshold, iou_threshold=args.iou_threshold, max_detections=args.max_detections,
         preprocess=not args.no_preprocess, input_format=args.input_format, input_dtype=args.input_dtype,
-        batch=args.batch, dynamic_batch=_triple(args.dynamic_batch), opset=args.opset)
+        batch=args.batch, dynamic_batch=_triple(args.dynamic_batch), opset=args.opset,
+        pre_nms_top_k=args.pre_nms_top_k)
     export_onnx(settings)
     return 0
