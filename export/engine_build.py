@@ -9,9 +9,8 @@ Shapes come from trtexec-style flags or from the file's dynamic-batch metadata.
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -237,6 +236,7 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
     """Build and write s.engine (atomically) and its sidecar; returns the engine path."""
     from runtime.cuda_memory import device_properties
     from runtime.engine_sidecar import write_sidecar
+    from runtime.trt_messages import TrtMessages
 
     inp = onnx_input(s.onnx)
     require_tensorrt()              # one clear DeployError when TensorRT is missing (or only its stubs)
@@ -245,7 +245,8 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
     precision = inp.meta.get("precision", "fp32")
     strong, flags = build_precision(s, precision, trt.__version__, inp.has_qdq)
     gpu, cc = device_properties(0)
-    trt_logger = trt.Logger(trt.Logger.WARNING)
+    messages = TrtMessages()                      # TensorRT's errors, for one-line DeployErrors
+    trt_logger = messages.trt_logger()
     trt.init_libnvinfer_plugins(trt_logger, "")   # registers EfficientNMS_TRT (Polygraphy/trtexec do the same)
     builder = trt.Builder(trt_logger)
     network = builder.create_network(network_flags(trt, strong))
@@ -265,7 +266,7 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
     if calibration is not None:
         calibration.raise_kept()    # what the calibrator raised inside TensorRT (its trampoline swallows it)
     if plan is None:
-        raise DeployError(f"{s.onnx}: TensorRT could not build an engine (see the TensorRT messages above)")
+        raise DeployError(f"{s.onnx}: TensorRT could not build an engine{messages.suffix() or ' (no reason logged)'}")
     write_atomic(s.engine, memoryview(plan).tobytes())
     if cache is not None and s.timing_cache is not None:
         write_atomic(s.timing_cache, memoryview(config.get_timing_cache().serialize()).tobytes())
@@ -276,8 +277,17 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
 
 def _sidecar(s: BuildSettings, inp: OnnxInput, shapes: Profile | None, version: str,
              gpu: str, cc: str, strong: bool, flags: list[str]) -> dict[str, object]:
-    settings: dict[str, object] = json.loads(json.dumps(asdict(s), default=str))
+    settings = {f.name: _jsonable(getattr(s, f.name)) for f in fields(s)}
     return {"tensorrt_version": version, "gpu_name": gpu, "compute_capability": cc,
             "precision": inp.meta.get("precision", "fp32"), "strongly_typed": strong, "builder_flags": flags,
             "shapes": {inp.name: list(shapes) if shapes else list(inp.dims)}, "version_compatible": s.version_compatible,
             "dla_core": s.dla_core, "onnx": s.onnx.name, "onnx_metadata": inp.meta, "settings": settings}
+
+
+def _jsonable(value: object) -> object:
+    """A BuildSettings value as JSON: paths as strings, shapes as lists."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): list(v) if isinstance(v, tuple) else v for k, v in value.items()}
+    return value

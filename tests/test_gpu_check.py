@@ -1,0 +1,58 @@
+"""tools/gpu_check.py (`make gpu-check`): the path that runs here (nothing to check with: exit 2, one line)
+and the verdict and report logic; the engine checks themselves need TensorRT and a GPU."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import DeployError
+from runtime.gpu import cuda_device_count
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
+gpu_check = importlib.util.module_from_spec(spec)
+sys.modules["gpu_check"] = gpu_check          # dataclasses look their module up there
+spec.loader.exec_module(gpu_check)
+
+
+def _has_tensorrt() -> bool:
+    from runtime.trt_compat import require_tensorrt
+
+    try:
+        require_tensorrt()
+        return True
+    except DeployError:
+        return False
+
+
+@pytest.mark.skipif(_has_tensorrt() and cuda_device_count() > 0, reason="TensorRT and a GPU are here")
+def test_without_tensorrt_or_gpu_one_line_exit_2(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--output", str(tmp_path / "g")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("gpu-check: cannot run here: ")
+    assert ("TensorRT" in out.stderr) != _has_tensorrt() and ("no NVIDIA GPU" in out.stderr) == (cuda_device_count() == 0)
+    assert not (tmp_path / "g").exists()
+
+
+def test_matrix_is_12_engines():
+    names = [c.name for c in gpu_check.CASES]
+    assert len(set(names)) == 12 and "int8-onnxnms-dynamic" in names and "fp32-pluginnms-static" in names
+
+
+def test_exit_code_and_report():
+    Row = gpu_check.Row
+    passing = Row("fp32-pluginnms-static", "PASS", [], {"F1": 1.0, "median ms": 1.234})
+    unsure = Row("int8-onnxnms-static", "INCONCLUSIVE", ["only 3 matched detection(s)"])
+    failing = Row("fp16-pluginnms-dynamic", "FAIL", ["max box error (px) 3.1 > 0.5"])
+    assert gpu_check.exit_code([passing]) == 0
+    assert gpu_check.exit_code([passing, unsure]) == 3
+    assert gpu_check.exit_code([unsure, failing]) == 1
+    assert gpu_check.exit_code([]) == 3                       # nothing checked is not a pass
+    tiers = Row("pytest -m 'cuda or tensorrt'", "PASS", ["12 passed"])
+    text = gpu_check.report_markdown({"TensorRT": "10.13.0.35", "GPU": "H100 (sm 9.0)"}, [passing, failing], tiers)
+    assert "- TensorRT: 10.13.0.35" in text and "| fp32-pluginnms-static | PASS | 1 | - |" in text
+    assert "| 1.234 |" in text and "- fp16-pluginnms-dynamic: FAIL: max box error (px) 3.1 > 0.5" in text
+    assert text.rstrip().endswith("Overall: FAIL")

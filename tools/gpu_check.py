@@ -1,0 +1,209 @@
+"""`make gpu-check`: what a user with TensorRT and an NVIDIA GPU runs to check this toolkit on their machine.
+
+Builds the 12 engines FP32 / FP16 / INT8 x plugin / ONNX NMS x static / dynamic batch of shapes_d0, runs each
+through `Detector`, compares it with the same ONNX file on ONNX Runtime (compare's numbers and limits:
+runtime/parity.py), times it (runtime/benchmark.py), runs the `cuda` and `tensorrt` pytest tiers, and writes
+gpu-check/report.md with the TensorRT, CUDA, driver and GPU versions and PASS / FAIL / INCONCLUSIVE per engine.
+Without TensorRT, cuda-python or a GPU: one line saying what is missing, exit 2. Exit 1 on any FAIL, 3 on any
+INCONCLUSIVE (and no FAIL), 0 when everything passed.
+
+    python tools/gpu_check.py [--output gpu-check] [--images 16] [--iterations 50]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from runtime.errors import DeployError  # noqa: E402
+
+PRECISIONS = ("fp32", "fp16", "int8")
+NMS_KINDS = ("efficient", "onnx")
+BATCH_MODES = {"static": None, "dynamic": (1, 2, 4)}
+TIERS = "cuda or tensorrt"
+
+
+@dataclass(frozen=True)
+class Case:
+    precision: str
+    nms: str
+    batch_mode: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.precision}-{'plugin' if self.nms == 'efficient' else 'onnx'}nms-{self.batch_mode}"
+
+
+CASES = [Case(p, n, b) for p in PRECISIONS for n in NMS_KINDS for b in BATCH_MODES]
+
+
+@dataclass
+class Row:
+    """One engine's line in the report."""
+    name: str
+    verdict: str                                  # PASS / FAIL / INCONCLUSIVE
+    reasons: list[str] = field(default_factory=list)
+    numbers: dict[str, float] = field(default_factory=dict)
+
+
+def missing() -> str | None:
+    """What this machine lacks for the check (None: TensorRT, cuda-python and a GPU are all there)."""
+    from runtime.gpu import cuda_device_count
+    from runtime.trt_compat import require_tensorrt
+
+    lacking = []
+    try:
+        require_tensorrt()
+    except DeployError as e:
+        lacking.append(str(e))
+    try:
+        import runtime.cudart  # noqa: F401  (cuda-python's runtime bindings)
+    except DeployError as e:
+        lacking.append(str(e))
+    if cuda_device_count() == 0:
+        lacking.append("no NVIDIA GPU visible to the driver (libcuda)")
+    return "; ".join(lacking) or None
+
+
+def environment() -> dict[str, str]:
+    """TensorRT, CUDA runtime, driver and GPU versions, as reported by the libraries themselves."""
+    import tensorrt as trt
+
+    from runtime import cudart
+    from runtime.trt_compat import cuda_text
+
+    name, cc = cudart.device_properties(0)
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        driver = "unknown (nvidia-smi not available)"
+    return {"TensorRT": trt.__version__, "CUDA runtime (cuda-python)": cuda_text(cudart.runtime_version()),
+            "CUDA supported by the driver": cuda_text(cudart.driver_version()), "NVIDIA driver": driver,
+            "GPU": f"{name} (sm {cc})", "Python": sys.version.split()[0]}
+
+
+def make_onnx(out: Path, calib_images: int) -> dict[Case, Path]:
+    """The 12 ONNX files: shapes_d0 exported per NMS kind and batch mode, then FP16 and INT8 (Q/DQ) of each."""
+    from calibration.artifacts import QuantizeSettings, quantize_onnx
+    from effdet.synthetic import write_dataset
+    from export.onnx_export import export_onnx
+    from export.settings import ExportSettings
+
+    calib = out / "calibration-images"
+    if not calib.is_dir():
+        write_dataset(calib, calib_images, 2, progress=False)
+    files: dict[Case, Path] = {}
+    for nms in NMS_KINDS:
+        for mode, dynamic in BATCH_MODES.items():
+            stem = out / f"shapes_d0.{nms}.{mode}"
+            fp32 = export_onnx(ExportSettings(model="shapes_d0", output=Path(f"{stem}.fp32.onnx"), nms=nms,
+                                              dynamic_batch=dynamic, score_threshold=0.05))
+            files[Case("fp32", nms, mode)] = fp32
+            files[Case("fp16", nms, mode)] = quantize_onnx(QuantizeSettings(fp32, Path(f"{stem}.fp16.onnx")))
+            files[Case("int8", nms, mode)] = quantize_onnx(QuantizeSettings(
+                fp32, Path(f"{stem}.int8.onnx"), precision="int8", calib_dir=calib, calib_images=calib_images))
+    return files
+
+
+def check_engine(case: Case, onnx: Path, images: list, iterations: int) -> Row:
+    """Build, compare with ONNX Runtime on the same file, time; any error is a FAIL with its message."""
+    from effdet_deploy.benchmarking import bench_model
+    from export.engine_build import BuildSettings, engine_from_onnx
+    from runtime.detector import Detector
+    from runtime.parity import compare_detections
+
+    try:
+        t0 = time.perf_counter()
+        engine = engine_from_onnx(BuildSettings(onnx=onnx, engine=onnx.with_suffix(".engine")))
+        build_s = time.perf_counter() - t0
+        with Detector(onnx) as ort, Detector(engine) as trt:
+            parity = compare_detections(case.name, case.precision, ort.detect(images), trt.detect(images))
+        batch = 4 if case.batch_mode == "dynamic" else 1
+        bench, _ = bench_model(str(engine), batch, warmup=10, iterations=iterations)
+    except Exception as e:    # report it and go on with the other engines
+        return Row(case.name, "FAIL", [f"{type(e).__name__}: {e}"])
+    return Row(case.name, parity.verdict, parity.reasons(), {
+        "F1": parity.agreement.f1, "max box error px": parity.boxes.max_abs,
+        "max score error": parity.scores.max_abs, "build s": build_s, "batch": float(batch),
+        "median ms": bench.total.median, "p99 ms": bench.total.p99, "images/s": bench.throughput})
+
+
+def run_tiers() -> Row:
+    """The `cuda` and `tensorrt` pytest tiers; nothing collected is INCONCLUSIVE, not a pass."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", TIERS], cwd=ROOT, capture_output=True,
+                          text=True)
+    last = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+    verdict = {0: "PASS", 5: "INCONCLUSIVE"}.get(proc.returncode, "FAIL")
+    return Row(f"pytest -m '{TIERS}'", verdict, [last])
+
+
+def exit_code(rows: list[Row]) -> int:
+    """1 if anything failed, else 3 if anything (or everything: no rows) proved nothing, else 0."""
+    verdicts = {r.verdict for r in rows}
+    if "FAIL" in verdicts:
+        return 1
+    return 3 if not rows or "INCONCLUSIVE" in verdicts else 0
+
+
+NUMBER_COLUMNS = ("F1", "max box error px", "max score error", "batch", "median ms", "p99 ms", "images/s", "build s")
+
+
+def report_markdown(env: dict[str, str], rows: list[Row], tiers: Row) -> str:
+    """gpu-check/report.md: versions, one table row per engine, the test tiers, and why each non-PASS is so."""
+    lines = ["# effdet-deploy gpu-check", "", *[f"- {k}: {v}" for k, v in env.items()], "",
+             "Reference: the same ONNX file on ONNX Runtime; limits per precision from runtime/parity.py.", "",
+             "| engine | verdict | " + " | ".join(NUMBER_COLUMNS) + " |",
+             "|---|---|" + "---|" * len(NUMBER_COLUMNS)]
+    for r in rows:
+        cells = [f"{r.numbers[c]:.4g}" if c in r.numbers else "-" for c in NUMBER_COLUMNS]
+        lines.append(f"| {r.name} | {r.verdict} | " + " | ".join(cells) + " |")
+    lines += ["", f"Test tiers ({tiers.name}): {tiers.verdict}: {'; '.join(tiers.reasons)}", ""]
+    for r in rows + [tiers]:
+        if r.verdict != "PASS":
+            lines.append(f"- {r.name}: {r.verdict}: {'; '.join(r.reasons) or 'no reason recorded'}")
+    overall = {0: "PASS", 1: "FAIL", 3: "INCONCLUSIVE"}[exit_code(rows + [tiers])]
+    return "\n".join(lines + ["", f"Overall: {overall}", ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=Path("gpu-check"))
+    parser.add_argument("--images", type=int, default=16, help="generated scenes compared per engine")
+    parser.add_argument("--iterations", type=int, default=50, help="timed iterations per engine")
+    parser.add_argument("--calib-images", type=int, default=64)
+    args = parser.parse_args(argv)
+    why = missing()
+    if why:
+        print(f"gpu-check: cannot run here: {why}", file=sys.stderr)
+        return 2
+    from effdet.synthetic import render
+    from runtime.atomic import write_atomic
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    print(f"gpu-check on {env['GPU']}, TensorRT {env['TensorRT']}: exporting the 12 ONNX files ...")
+    files = make_onnx(args.output, args.calib_images)
+    images = [render(11, i).image for i in range(args.images)]
+    rows = []
+    for case in CASES:
+        rows.append(check_engine(case, files[case], images, args.iterations))
+        print(f"  {case.name}: {rows[-1].verdict}")
+    tiers = run_tiers()
+    write_atomic(args.output / "report.md", report_markdown(env, rows, tiers))
+    print(f"wrote {args.output / 'report.md'}")
+    return exit_code(rows + [tiers])
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except DeployError as e:
+        print(f"gpu-check: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
