@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MIN_SHARE = 97.0
 PACKAGES = ("runtime", "export", "calibration", "effdet_deploy")
 CALLS_TRT_OR_CUDA = re.compile(r"^\s*(import tensorrt|from cuda\b|import cuda\b|from runtime import cudart"
-                               r"|from runtime\.cudart|from runtime\.cuda_memory|import ctypes)", re.M)
+                               r"|from runtime\.cudart|from runtime\.cuda_memory)|CDLL\(\s*[\"']libcud", re.M)
 
 # module path -> (a correct TensorRT/CUDA call in it, the same call misused). Keep each snippet in sync
 # with its module: a snippet that is no longer there fails the check loudly.
