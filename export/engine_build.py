@@ -197,7 +197,7 @@ def _add_profile(builder: trt.Builder, config: trt.IBuilderConfig, name: str,
     """One optimization profile (min, opt, max); as the calibration profile too when `calibration`."""
     import tensorrt as trt
 
-    profile = builder.create_optimization_profile()
+    profile = builder.create_optimization_profile()   # IOptimizationProfile::setDimensions, 8.6-11.x
     profile.set_shape(name, trt.Dims(list(shapes[0])), trt.Dims(list(shapes[1])), trt.Dims(list(shapes[2])))
     if calibration:
         # trtexec sampleEngines.cpp (--calibProfile): MIN = OPT = MAX = the calibration shape
@@ -211,7 +211,7 @@ def _timing_cache(config: trt.IBuilderConfig, path: Path | None) -> trt.ITimingC
     """Load (or start) the timing cache; setTimingCache returns false on a mismatching cache (NvInfer.h 8.6-11)."""
     if path is None:
         return None
-    cache = config.create_timing_cache(path.read_bytes() if path.is_file() else b"")
+    cache = config.create_timing_cache(path.read_bytes() if path.is_file() else b"")   # b"": a new cache
     if cache is None or not config.set_timing_cache(cache, False):
         raise DeployError(f"{path}: TensorRT did not accept this timing cache (another TensorRT version or GPU?); "
                           "delete it to start a new one")
@@ -248,10 +248,13 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
     messages = TrtMessages()                      # TensorRT's errors, for one-line DeployErrors
     trt_logger = messages.trt_logger()
     trt.init_libnvinfer_plugins(trt_logger, "")   # registers EfficientNMS_TRT (Polygraphy/trtexec do the same)
-    builder = trt.Builder(trt_logger)
-    network = builder.create_network(network_flags(trt, strong))
+    try:
+        builder = trt.Builder(trt_logger)         # pybind raises TypeError when createInferBuilder returns null
+    except TypeError:
+        raise DeployError(f"TensorRT could not create a builder{messages.suffix() or ' (no usable GPU?)'}") from None
+    network = builder.create_network(network_flags(trt, strong))   # flags per version: runtime/trt_compat.py
     _parse(network, trt_logger, s)
-    config = builder.create_builder_config()
+    config = builder.create_builder_config()      # IBuilderConfig, 8.6-11.x (trtexec sampleEngines.cpp)
     _configure(builder, config, s, flags)
     cache = _timing_cache(config, s.timing_cache)
     shapes = profile_shapes(s, inp.name, inp.dims, inp.meta)
@@ -262,13 +265,14 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
     logger.info(f"building {s.engine.name} on {gpu} (sm {cc}), TensorRT {trt.__version__}, "
                 f"{'strongly typed' if strong else 'weakly typed ' + ('+'.join(flags) or 'FP32')} ...")
     t0 = time.perf_counter()
-    plan = builder.build_serialized_network(network, config)
+    plan = builder.build_serialized_network(network, config)   # None on failure (8.6-11.x Python API)
     if calibration is not None:
         calibration.raise_kept()    # what the calibrator raised inside TensorRT (its trampoline swallows it)
     if plan is None:
         raise DeployError(f"{s.onnx}: TensorRT could not build an engine{messages.suffix() or ' (no reason logged)'}")
     write_atomic(s.engine, memoryview(plan).tobytes())
     if cache is not None and s.timing_cache is not None:
+        # ITimingCache::serialize, 8.6-11.x (trtexec sampleEngines.cpp: updateTimingCacheFile after the build)
         write_atomic(s.timing_cache, memoryview(config.get_timing_cache().serialize()).tobytes())
     write_sidecar(s.engine, _sidecar(s, inp, shapes, trt.__version__, gpu, cc, strong, flags))
     logger.info(f"wrote {s.engine} in {time.perf_counter() - t0:.0f}s")

@@ -304,3 +304,30 @@ def test_calibration_feed_writes_the_cache_atomically(tmp_path):
     feed.write_cache(b"data")
     with pytest.raises(DeployError, match="write_calibration_cache"):
         feed.raise_kept()
+
+
+@pytest.mark.tensorrt
+@needs_trt
+def test_legacy_calibration_serves_every_image_then_replays_the_cache(tmp_path):
+    """FP32 file + --int8 --calib-dir: every image is served once in batches of what TensorRT reads, the
+    cache is written, and a second build replays it without images."""
+    from dataclasses import replace
+
+    from calibration.legacy import calibration_from_images
+    from quantize_helpers import shapes_files
+
+    files = shapes_files(tmp_path)
+    s = BuildSettings(onnx=files["fp32"], engine=tmp_path / "legacy.engine", int8=True,
+                      calib_cache=tmp_path / "shapes.calib.cache", calib_dir=files["calib"], calib_images=16)
+    inp = onnx_input(s.onnx)
+    shape = calibration_shape(s, inp.dims, profile_shapes(s, inp.name, inp.dims, inp.meta))
+    with calibration_from_images(s.calib_cache, s.calib_dir, inp.meta, str(s.onnx), shape, inp.name,
+                                 s.calib_images, "entropy") as calibration:
+        from export.engine_build import engine_from_onnx
+        engine_from_onnx(s, calibration)
+        assert calibration.feed.feeder.served == 16 // shape[0] and calibration.feed.kept is None
+    assert s.calib_cache.read_bytes().startswith(b"TRT-")
+    replay = replace(s, calib_dir=None, engine=tmp_path / "replay.engine")
+    with calibration_from_images(replay.calib_cache, None, inp.meta, str(s.onnx), shape, inp.name, 0,
+                                 "entropy") as calibration:
+        assert engine_from_onnx(replay, calibration).is_file() and calibration.feed.feeder.served == 0
