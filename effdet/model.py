@@ -10,6 +10,7 @@ from effdet.backbone import EfficientNetFeatures
 from effdet.bifpn import BiFpn
 from effdet.config import ModelConfig
 from effdet.head import HeadNet
+from runtime.errors import DeployError
 
 
 def flatten_levels(maps: list[torch.Tensor], last: int) -> torch.Tensor:
@@ -33,6 +34,10 @@ class EfficientDet(nn.Module):
         self.is_fused = False
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.is_fused and tuple(x.shape[-2:]) != tuple(self.config.image_size):
+            raise DeployError(f"this model was fused for {self.config.image_size[0]}x{self.config.image_size[1]} "
+                              f"(pads and upsample sizes are frozen), got input {x.shape[-2]}x{x.shape[-1]}: "
+                              "fuse an unfused model for that size (model.fuse(image_size=...))")
         features = self.fpn(self.backbone(x))
         cls = flatten_levels(self.class_net(features), self.config.num_classes)
         box = flatten_levels(self.box_net(features), 4)

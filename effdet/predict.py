@@ -13,6 +13,7 @@ from runtime.boxes import decode_boxes
 from runtime.letterbox import Letterbox, letterbox, to_original
 from runtime.nms import NMSParams, efficient_nms
 from runtime.result import Detections
+from runtime.thresholds import DEFAULT_SCORE_THRESHOLD
 
 
 def model_anchors(model: EfficientDet, image_hw: tuple[int, int]) -> np.ndarray:
@@ -37,8 +38,8 @@ def detect_batch(model: EfficientDet, batch: np.ndarray, params: NMSParams) -> t
     return efficient_nms(boxes, scores, None, NMSParams(**{**params.__dict__, "score_activation": False}))
 
 
-def detect(model: EfficientDet, images: list[np.ndarray], params: NMSParams = NMSParams(score_threshold=0.3)
-           ) -> list[Detections]:
+def detect(model: EfficientDet, images: list[np.ndarray],
+           params: NMSParams = NMSParams(score_threshold=DEFAULT_SCORE_THRESHOLD)) -> list[Detections]:
     """Original HxWx3 uint8 RGB images -> Detections in original pixels (letterboxed to the model size)."""
     prepared: list[tuple[np.ndarray, Letterbox]] = [letterbox(im, model.config.image_size, model.config.mean)
                                                     for im in images]

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
+from typing import NoReturn
 
 from runtime.errors import DeployError
 
@@ -22,19 +24,59 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval", "COCO mAP of a model file on a COCO-format dataset"),
     "triton": ("triton", "Triton model repository for an ONNX file or engine"),
     "pipeline": ("pipeline", "export + FP16/INT8 + engines + compare + bench + eval -> report.md"),
+    "info": ("info", "what a model name or file is: contract, NMS, precision, TensorRT parsers, params/FLOPs"),
     "synth": ("synth", "write a synthetic shapes dataset (images + COCO annotations)"),
     "train": ("train", "train an EfficientDet on synthetic shapes (CPU-practical)"),
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, exit 2 (DESIGN section 4), pointing at --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def no_default(action: argparse.Action) -> bool:
+    """Nothing worth showing: required, no default, an off switch, or --help itself (0 is a default)."""
+    return action.required or any(action.default is v for v in (None, False, argparse.SUPPRESS))
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each flag's default, except where there is none to show (None, off switches)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if no_default(action) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+def version() -> str:
+    """The installed distribution's version (package metadata), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("efficientdet-deploy")
+    except PackageNotFoundError:
+        from effdet_deploy import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="effdet-deploy", description="EfficientDet from PyTorch to ONNX and TensorRT")
+    parser = OneLineParser(prog="effdet-deploy", description="EfficientDet from PyTorch to ONNX and TensorRT",
+                           formatter_class=DefaultsFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsFormatter)
         p.set_defaults(_module=module)
         importlib.import_module(f"effdet_deploy.commands.{module}").add_arguments(p)
+        for action in p._actions:    # a flag without help text still shows its default in --help
+            if action.help is None and not no_default(action):
+                action.help = "(default: %(default)s)"
     return parser
 
 
@@ -46,8 +88,25 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    fresh = [Path(v) for v in (getattr(args, "output", None),) if v and not Path(v).exists()]
     try:
-        return int(importlib.import_module(f"effdet_deploy.commands.{args._module}").run(args) or 0)
+        code = int(importlib.import_module(f"effdet_deploy.commands.{args._module}").run(args) or 0)
     except DeployError as e:
         print(f"effdet-deploy {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        code = 2
+    except BaseException:
+        remove_empty_folders(fresh)
+        raise
+    if code != 0:
+        remove_empty_folders(fresh)
+    return code
+
+
+def remove_empty_folders(paths: list[Path]) -> None:
+    """A failed command leaves no empty output folder behind: drop folders it created and left empty
+    (innermost first); anything with a file in it stays."""
+    for root in paths:
+        if root.is_dir():
+            for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [root]:
+                if not any(folder.iterdir()):
+                    folder.rmdir()

@@ -50,21 +50,23 @@ def category_mapping(coco: dict[str, Any], num_classes: int | None = None, mode:
     return list(range(1, (num_classes or max(ids, default=0)) + 1)) if mode == "id" else ids
 
 
-def to_coco_results(image_id: int, det: Detections, category_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """One image's detections in COCO results format (bbox = x, y, w, h in original pixels)."""
+def to_coco_results(image_id: int | str, det: Detections, category_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """One image's detections in COCO results format (bbox = x, y, w, h in original pixels). image_id is
+    the dataset's (int), or a file name where there is no dataset."""
     out = []
     for box, score, cls in zip(det.boxes, det.scores, det.classes):
         if not 0 <= int(cls) < len(category_ids):
             raise DeployError(f"model class {int(cls)} has no dataset category (the dataset has {len(category_ids)})")
         x1, y1, x2, y2 = (float(v) for v in box)
-        out.append({"image_id": int(image_id), "category_id": int(category_ids[int(cls)]),
+        out.append({"image_id": image_id if isinstance(image_id, str) else int(image_id), "category_id": int(category_ids[int(cls)]),
                     "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
                     "score": round(float(score), 5)})
     return out
 
 
-def coco_map(coco: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, float]:
-    """COCO AP / AP50 / AP75 / APs / APm / APl (bbox) of `results` against the annotation dict."""
+def coco_map(coco: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, float | None]:
+    """COCO AP / AP50 / AP75 / APs / APm / APl (bbox) of `results` against the annotation dict.
+    None where pycocotools says -1: the dataset has no objects of that size (printed as n/a)."""
     coco_mod = lazy_import("pycocotools.coco", "pycocotools")
     eval_mod = lazy_import("pycocotools.cocoeval", "pycocotools")
     if not results:
@@ -78,10 +80,16 @@ def coco_map(coco: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, f
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {k: float(max(v, 0.0)) for k, v in zip(METRICS, ev.stats[:6])}
+    return {k: None if v < 0 else float(v) for k, v in zip(METRICS, ev.stats[:6])}
 
 
-def evaluate_detector(detect: Any, images: Sequence[Any], coco: dict[str, Any], batch: int = 8) -> dict[str, float]:
+def format_metric(value: float | None, digits: int = 3) -> str:
+    """A metric for people: n/a where COCO has nothing to measure (None)."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def evaluate_detector(detect: Any, images: Sequence[Any], coco: dict[str, Any], batch: int = 8
+                      ) -> dict[str, float | None]:
     """COCO metrics of `detect(list of HxWx3 uint8) -> list[Detections]` on images listed in coco order."""
     ids = [int(im["id"]) for im in coco["images"]]
     categories = category_mapping(coco)
@@ -95,15 +103,17 @@ def evaluate_detector(detect: Any, images: Sequence[Any], coco: dict[str, Any], 
 
 def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path: Path, backend: str | None = None,
                    device: str | None = None, options: dict[str, Any] | None = None, batch: int = 8,
-                   class_map: str = "auto") -> dict[str, float]:
-    """Run a model file over a COCO dataset on disk (with progress), write COCO results, return metrics."""
+                   class_map: str = "auto") -> dict[str, float | None]:
+    """Run a model file over a COCO dataset on disk (with progress), write COCO results, return metrics.
+    Every detection the file keeps is scored (score threshold 0: mAP needs the low-score ones), never
+    the Detector's display default."""
     from runtime.detector import Detector
     from runtime.image_io import read_image
 
     coco = load_annotations(annotations)
     names = {int(c["id"]): c.get("name", "") for c in coco["categories"]}
     results: list[dict[str, Any]] = []
-    with Detector(model, backend=backend, device=device, **(options or {})) as det:
+    with Detector(model, backend=backend, device=device, score_threshold=0.0, **(options or {})) as det:
         categories = category_mapping(coco, det.info.num_classes, class_map)
         if det.info.num_classes != len(categories):
             print(f"note: model has {det.info.num_classes} classes, the mapping covers {len(categories)}")
@@ -118,5 +128,6 @@ def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path
                 results.extend(to_coco_results(int(entry["id"]), d, categories))
             done = min(start + batch, len(entries))
             print(f"\reval: {done}/{len(entries)} images", end="\n" if done == len(entries) else "", flush=True)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(results_path, json.dumps(results))
     return coco_map(coco, results)

@@ -21,6 +21,7 @@ from runtime.model_info import NMS_OUTPUTS, ModelInfo
 from runtime.nms import NMSParams, efficient_nms
 from runtime.preprocess import prepare_batch
 from runtime.result import Detections
+from runtime.thresholds import DEFAULT_SCORE_THRESHOLD, apply_filters, check_filters, effective_filters
 
 # backend name -> "module:Class"; imported only when chosen, so ONNX users never import tensorrt or torch.
 BACKENDS: dict[str, str] = {
@@ -59,18 +60,24 @@ def load_backend(name: str, path: str | Path, device: str | None, **kwargs: Any)
 class Detector:
     """Detector(path, backend=None, device=None): backend picked from the file unless given.
 
-    score_threshold: drop detections below it (on top of the file's own threshold).
+    score_threshold (default DEFAULT_SCORE_THRESHOLD, 0.3), iou_threshold, max_detections: filters applied
+    within what the file keeps (runtime/thresholds.py); the file's own NMS settings are the floor.
+    score_threshold 0 or None: every detection the file keeps (what COCO mAP needs); iou_threshold /
+    max_detections None: the file's. `detect()` takes the same three per call.
     Extra keyword arguments go to the backend (torch: model=, image_size=; tensorrt: use_cuda_graph=).
     """
 
     def __init__(self, path: str | Path, backend: str | None = None, device: str | None = None,
-                 score_threshold: float | None = None, **backend_options: Any) -> None:
+                 score_threshold: float | None = DEFAULT_SCORE_THRESHOLD, iou_threshold: float | None = None,
+                 max_detections: int | None = None, **backend_options: Any) -> None:
+        check_filters(score_threshold, iou_threshold, max_detections)
         name = backend or backend_for(path)
         if name != "torch" and not Path(path).is_file():
             raise DeployError(f"{path}: file not found")
         self.backend = load_backend(name, path, device, **backend_options)
         self.info: ModelInfo = self.backend.info
-        self.score_threshold = score_threshold
+        self.score_threshold, self.iou_threshold, self.max_detections = score_threshold, iou_threshold, max_detections
+        self._warned: set[str] = set()        # filter requests beyond the file already warned about
         self.timings: dict[str, float] = {}   # seconds per phase of the last detect() call
         self._lock = threading.Lock()
 
@@ -83,22 +90,29 @@ class Detector:
     def close(self) -> None:
         self.backend.close()
 
-    def detect(self, images: np.ndarray | Sequence[np.ndarray]) -> Any:
-        """One image -> Detections; a list of images -> list of Detections (same order)."""
-        single = isinstance(images, np.ndarray)
-        batch_list: list[np.ndarray] = [images] if isinstance(images, np.ndarray) else list(images)
+    def detect(self, images: Any, score_threshold: float | None = None, iou_threshold: float | None = None,
+               max_detections: int | None = None) -> Any:
+        """One image (HxWx3 uint8 RGB array or PIL image) -> Detections; a list -> list of Detections.
+        Filters given here replace the Detector's for this call (None: the Detector's)."""
+        single = not isinstance(images, (list, tuple))
+        batch_list: list[Any] = [images] if single else list(images)
         if not batch_list:
             raise DeployError("detect() got an empty list of images")
+        check_filters(score_threshold, iou_threshold, max_detections)
+        filters = effective_filters(
+            self.info, self.score_threshold if score_threshold is None else score_threshold,
+            self.iou_threshold if iou_threshold is None else iou_threshold,
+            self.max_detections if max_detections is None else max_detections, self._warned)
         results: list[Detections] = []
-        lo, hi = self.info.batch
+        lo, hi = self.backend.batch_limits()     # an engine's profile may be narrower than the ONNX metadata
         totals = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         for start in range(0, len(batch_list), hi):
-            results.extend(self._detect_chunk(batch_list[start:start + hi], lo))
+            results.extend(self._detect_chunk(batch_list[start:start + hi], lo, filters))
             totals = {k: totals[k] + self.timings[k] for k in totals}
         self.timings = totals
         return results[0] if single else results
 
-    def _detect_chunk(self, images: list[np.ndarray], min_batch: int) -> list[Detections]:
+    def _detect_chunk(self, images: list[Any], min_batch: int, filters: tuple[Any, Any, Any]) -> list[Detections]:
         t0 = time.perf_counter()
         boxes_in = [letterbox(check_image(im), self.info.image_size, self.info.mean) for im in images]
         batch = prepare_batch([p[0] for p in boxes_in], self.info, min_batch)
@@ -106,7 +120,7 @@ class Detector:
         with self._lock:
             outputs = self.backend.run(batch)
         t2 = time.perf_counter()
-        results = self.postprocess(outputs, [p[1] for p in boxes_in])
+        results = [apply_filters(r, *filters) for r in self.postprocess(outputs, [p[1] for p in boxes_in])]
         self.timings = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": time.perf_counter() - t2}
         return results
 
@@ -125,6 +139,5 @@ class Detector:
         results = []
         for i, lb in enumerate(boxes_in):
             det = Detections.from_padded(int(num[i, 0]), boxes[i], scores[i], classes[i])
-            keep = det.scores >= self.score_threshold if self.score_threshold is not None else slice(None)
-            results.append(Detections(to_original(det.boxes[keep], lb), det.scores[keep], det.classes[keep]))
+            results.append(Detections(to_original(det.boxes, lb), det.scores, det.classes))
         return results

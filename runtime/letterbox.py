@@ -21,9 +21,11 @@ class Letterbox:
 
 
 def check_image(image: object) -> np.ndarray:
-    """An HxWx3 uint8 RGB array, or one clear error naming what is wrong."""
+    """An HxWx3 uint8 RGB array (a PIL image is converted to RGB), or one clear error naming what is wrong."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
     if not isinstance(image, np.ndarray):
-        raise DeployError(f"image must be a numpy array HxWx3 uint8, got {type(image).__name__}")
+        raise DeployError(f"image must be a numpy array HxWx3 uint8 RGB or a PIL image, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise DeployError(f"image must be HxWx3 (RGB), got shape {image.shape}")
     if image.dtype != np.uint8:

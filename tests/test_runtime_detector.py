@@ -177,4 +177,4 @@ def test_cli_works_without_torch_for_runtime_commands(files, tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(files["efficient"]), str(ASSET), str(tmp_path / "o")],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("False") and (tmp_path / "o" / "demo.png").is_file()
+    assert out.stdout.strip().endswith("False") and (tmp_path / "o" / "demo.jpg.png").is_file()  # <image name>.png

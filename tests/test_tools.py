@@ -134,12 +134,13 @@ def test_triton_configs_parse_with_tritons_schema(files, tmp_path):
 def test_infer_writes_pictures_and_json(files, tmp_path):
     out = cli("infer", "--model", files["fp32"], "--input", files["calib"], "--output", tmp_path / "inf")
     assert out.returncode == 0, out.stderr
-    pngs = list((tmp_path / "inf").glob("*.png"))
-    assert len(pngs) == 32
+    pngs = list((tmp_path / "inf").rglob("*.png"))         # the input's layout mirrored: images/<name>.png.png
+    assert len(pngs) == 32 and all(p.name.endswith(".png.png") and p.parent.name == "images" for p in pngs)
     detections = json.loads((tmp_path / "inf" / "detections.json").read_text())
     assert detections and all(len(d["bbox"]) == 4 for d in detections)
     bad = cli("infer", "--model", files["fp32"], "--input", tmp_path / "missing", "--output", tmp_path / "x")
     assert bad.returncode == 2 and "missing: no such file or folder" in bad.stderr
+    assert not (tmp_path / "x").exists()                   # failed before writing: no empty folder left
 
 
 def test_pipeline_end_to_end(tmp_path):

@@ -1,5 +1,7 @@
 """`eval`: COCO mAP of any model file on a COCO-format dataset. The class mapping is explicit and
-printed: --class-map sorted (c-th category id) or id (c + 1, effdet's 90-class COCO checkpoints)."""
+printed: --class-map sorted (c-th category id) or id (c + 1, effdet's 90-class COCO checkpoints).
+Every detection the file keeps is scored (mAP needs the low-score ones); the COCO results file goes
+into an output folder, never silently next to the dataset."""
 from __future__ import annotations
 
 import argparse
@@ -9,27 +11,43 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from effdet_deploy.tool_images import add_checkpoint_flags
+    from runtime.coco_eval import CLASS_MAPS
 
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help=".onnx, .engine/.plan, a checkpoint (.pth) or shapes_d0")
     p.add_argument("--images", required=True, help="folder holding the annotation file's file_name entries")
     p.add_argument("--annotations", required=True, help="COCO instances JSON")
-    p.add_argument("--backend", default=None, choices=("onnxruntime", "tensorrt", "torch"))
-    p.add_argument("--device", default=None)
+    p.add_argument("--backend", default=None, choices=("onnxruntime", "tensorrt", "torch"),
+                   help="default: from the file suffix")
+    p.add_argument("--device", default=None, help="cpu, cuda, tensorrt (ORT providers) or cuda:N")
     add_checkpoint_flags(p)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--class-map", choices=("auto", "sorted", "id"), default="auto",
-                   help="model class c -> category id: sorted = c-th id; id = c+1 (effdet COCO, 90 classes)")
-    p.add_argument("--output", default=None, help="COCO results JSON (default: next to the annotations)")
+    p.add_argument("--batch", type=int, default=8, help="images per detect() call")
+    p.add_argument("--class-map", choices=CLASS_MAPS, default="auto",
+                   help="model class c -> category id: sorted = c-th id; id = c+1 (effdet COCO, 90 classes); "
+                        "auto = id when the model has 90 outputs for 80 categories, else sorted")
+    p.add_argument("--output", default=None,
+                   help="COCO results JSON to write (default: eval-output/<model name>.results.json)")
+
+
+def default_output(model: str) -> Path:
+    """eval-output/<model file name>.results.json: in the working folder, beside nothing of the user's."""
+    return Path("eval-output") / f"{Path(model).name}.results.json"
 
 
 def run(args: argparse.Namespace) -> int:
     from effdet_deploy.tool_images import checkpoint_options
-    from runtime.coco_eval import evaluate_files
+    from runtime.coco_eval import evaluate_files, format_metric
+    from runtime.errors import DeployError
 
-    out = Path(args.output) if args.output else Path(args.annotations).with_suffix(".results.json")
+    if args.batch < 1:
+        raise DeployError(f"--batch must be >= 1, got {args.batch}")
+    out = Path(args.output) if args.output else default_output(args.model)
+    if out.is_dir():
+        raise DeployError(f"{out}: is a folder; --output names the results file, e.g. {out / 'results.json'}")
     metrics = evaluate_files(args.model, Path(args.images), Path(args.annotations), out, backend=args.backend,
                              device=args.device, options=checkpoint_options(args), batch=args.batch,
                              class_map=args.class_map)
-    print("  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    print("  ".join(f"{k} {format_metric(v, 4)}" for k, v in metrics.items())
+          + ("  (n/a: the dataset has no objects of that size)" if None in metrics.values() else ""))
+    print(f"wrote {out} (COCO results)")
     print(json.dumps(metrics))
     return 0

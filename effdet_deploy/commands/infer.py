@@ -1,4 +1,7 @@
-"""`infer`: images -> one PNG per image with boxes drawn + one COCO-results JSON for all."""
+"""`infer`: images -> one PNG per image with boxes drawn + one COCO-results JSON (detections.json) for all.
+
+Unreadable images are skipped and counted; the output folder is created only when something is written.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,48 +10,75 @@ import json
 from pathlib import Path
 
 from runtime.atomic import write_atomic
+from runtime.thresholds import DEFAULT_SCORE_THRESHOLD
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from effdet_deploy.tool_images import add_checkpoint_flags
+    from runtime.coco_eval import CLASS_MAPS
 
     p.add_argument("--model", required=True, help=".onnx, .engine/.plan, a checkpoint (.pth) or shapes_d0")
-    p.add_argument("--input", required=True, help="an image or a folder of images")
-    p.add_argument("--output", required=True)
-    p.add_argument("--backend", default=None, choices=("onnxruntime", "tensorrt", "torch"))
+    p.add_argument("--input", required=True, help="an image or a folder of images (searched recursively)")
+    p.add_argument("--output", default="infer-output",
+                   help="folder for <image path>.png pictures (input folder layout mirrored) and detections.json")
+    p.add_argument("--backend", default=None, choices=("onnxruntime", "tensorrt", "torch"),
+                   help="default: from the file suffix")
     p.add_argument("--device", default=None, help="cpu, cuda, tensorrt (ORT providers) or cuda:N")
     add_checkpoint_flags(p)
-    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
+                   help="keep detections scoring at least this (the file's own NMS threshold is the floor)")
+    p.add_argument("--iou", "--iou-threshold", dest="iou", type=float, default=None,
+                   help="stricter class-aware NMS at this IoU on what the file keeps (default: the file's)")
+    p.add_argument("--max-det", "--max-detections", dest="max_det", type=int, default=None,
+                   help="at most this many detections per image (default: the file's)")
+    p.add_argument("--annotations", type=Path, default=None,
+                   help="COCO file: take image ids and category ids from it (as eval); default: file names, class+1")
+    p.add_argument("--class-map", choices=CLASS_MAPS, default="auto", help="with --annotations: as in eval")
 
 
 def run(args: argparse.Namespace) -> int:
+    from effdet_deploy.infer_outputs import coco_ids, input_images, picture_path, relative_name
     from effdet_deploy.tool_images import checkpoint_options
     from runtime.coco_eval import to_coco_results
     from runtime.detector import Detector
-    from runtime.draw import draw_detections
-    from runtime.image_io import list_images, read_image
+    from runtime.errors import DeployError
+    from runtime.image_io import read_image
 
-    files = list_images(args.input)
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    options = checkpoint_options(args)
-    results = []
+    if out.exists() and not out.is_dir():
+        raise DeployError(f"{out}: --output must be a folder, this is a file")
+    root, files = input_images(args.input, out)
+    names = [relative_name(root, f) for f in files]
+    results, skipped = [], []
     with Detector(args.model, backend=args.backend, device=args.device, score_threshold=args.score_threshold,
-                  **options) as det:
-        names = det.info.class_names
+                  iou_threshold=args.iou, max_detections=args.max_det, **checkpoint_options(args)) as det:
+        image_ids, categories = coco_ids(args.annotations, names, det.info.num_classes, args.class_map)
         backend = det.backend.describe()
-        identity = list(range(det.info.num_classes))
-        for i, path in enumerate(files, start=1):
-            image = read_image(path)
+        for i, (path, name) in enumerate(zip(files, names), start=1):
+            try:
+                image = read_image(path)
+            except DeployError as e:
+                skipped.append(name)
+                print(f"[{i}/{len(files)}] skipped: {e}")
+                continue
             found = det.detect(image)
-            target = out / f"{path.stem}.png"
-            png = io.BytesIO()
-            draw_detections(image, found, names).save(png, format="PNG")
-            write_atomic(target, png.getvalue())
-            for r in to_coco_results(i, found, identity):
-                results.append({**r, "file_name": path.name})
-            labels = ", ".join(sorted({names[c] if c < len(names) else str(c) for c in found.classes.tolist()}))
-            print(f"[{i}/{len(files)}] {path.name}: {len(found)} detections{' (' + labels + ')' if labels else ''}")
+            _write_picture(picture_path(out, name), image, found, det.info.class_names)
+            results.extend(to_coco_results(image_ids[name], found, categories))
+            labels = ", ".join(sorted({det.info.class_name(int(c)) for c in found.classes}))
+            print(f"[{i}/{len(files)}] {name}: {len(found)} detections{' (' + labels + ')' if labels else ''}")
+    if len(skipped) == len(files):
+        raise DeployError(f"{args.input}: none of the {len(files)} images could be read (first: {skipped[0]})")
     target = write_atomic(out / "detections.json", json.dumps(results, indent=1))
-    print(f"wrote {len(files)} images and {target} ({backend})")
+    print(f"wrote {len(files) - len(skipped)} pictures and {target} (COCO results; {backend})"
+          + (f"; skipped {len(skipped)} unreadable: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}"
+             if skipped else ""))
     return 0
+
+
+def _write_picture(target: Path, image: object, found: object, names: tuple[str, ...]) -> None:
+    from runtime.draw import draw_detections
+
+    png = io.BytesIO()
+    draw_detections(image, found, names).save(png, format="PNG")  # type: ignore[arg-type]
+    target.parent.mkdir(parents=True, exist_ok=True)             # created on the first write only
+    write_atomic(target, png.getvalue())

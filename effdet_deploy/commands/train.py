@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
-            p.add_argument(flag, type=kind, default=f.default, help=f"default {f.default}")
+            p.add_argument(flag, type=kind, default=f.default)     # --help shows the default
     p.add_argument("--output", required=True, help="folder for last.pth (written every --checkpoint-every steps)")
     p.add_argument("--resume", default=None, help="a last.pth to continue from")
 

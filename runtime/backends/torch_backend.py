@@ -3,6 +3,7 @@ decoding and EfficientNMS reference as the exported graph. Imports effdet/torch 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,16 +24,14 @@ class TorchBackend(Backend):
         super().__init__(path, device)
 
     def open(self) -> ModelInfo:
-        import torch
-
         from effdet import create_model
+        self.torch_device = _torch_device(self.device)
         source = str(self.path)
         if has_shipped_weights(source) and not self.path.is_file():
             self.model = create_model(source, pretrained=True, image_size=self.image_size)
         else:
             name = self.model_name or _training_model_name(self.path)
             self.model = create_model(name, checkpoint=self.path, image_size=self.image_size)
-        self.torch_device = torch.device(self.device or "cpu")
         self.model.to(self.torch_device)
         c = self.model.config
         return ModelInfo(model=c.name, image_size=c.image_size, mean=c.mean, std=c.std, num_classes=c.num_classes,
@@ -44,6 +43,20 @@ class TorchBackend(Backend):
 
         boxes, scores = raw_outputs(self.model, batch)
         return {"boxes": boxes, "scores": scores}
+
+
+def _torch_device(name: str | None) -> Any:
+    """The PyTorch device for --device, or one line saying why it cannot be used here."""
+    import torch
+
+    try:
+        device = torch.device(name or "cpu")
+    except RuntimeError:
+        raise DeployError(f"device '{name}' is not a PyTorch device (cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeployError(f"device '{name}': this PyTorch ({torch.__version__}) has no usable CUDA; "
+                          "use --device cpu, or a CUDA build of PyTorch on a machine with an NVIDIA GPU")
+    return device
 
 
 def has_shipped_weights(name: str) -> bool:
