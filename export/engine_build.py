@@ -232,6 +232,21 @@ def _legacy_int8(config: trt.IBuilderConfig, builder: trt.Builder, inp: OnnxInpu
         _add_profile(builder, config, inp.name, (expected, expected, expected), calibration=True)
 
 
+def _warn_lint(path: Path, trt_version: str) -> None:
+    """What export/lint.py finds for this TensorRT's parser, as warnings before TensorRT's own errors."""
+    from export.lint import lint
+    from export.onnx_io import read_onnx
+
+    try:
+        problems = lint(read_onnx(path), trt_version)
+    except ValueError:              # a TensorRT older than the lint's table (8.6)
+        return
+    for problem in problems[:3]:
+        logger.warning(f"{path.name}: {problem}")
+    if len(problems) > 3:
+        logger.warning(f"{path.name}: {len(problems) - 3} more: python -m export.lint {path} --trt-version {trt_version}")
+
+
 def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -> Path:
     """Build and write s.engine (atomically) and its sidecar; returns the engine path."""
     from runtime.cuda_memory import device_properties
@@ -244,6 +259,7 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
 
     precision = inp.meta.get("precision", "fp32")
     strong, flags = build_precision(s, precision, trt.__version__, inp.has_qdq)
+    _warn_lint(s.onnx, trt.__version__)
     gpu, cc = device_properties(0)
     messages = TrtMessages()                      # TensorRT's errors, for one-line DeployErrors
     trt_logger = messages.trt_logger()

@@ -331,3 +331,21 @@ def test_legacy_calibration_serves_every_image_then_replays_the_cache(tmp_path):
     with calibration_from_images(replay.calib_cache, None, inp.meta, str(s.onnx), shape, inp.name, 0,
                                  "entropy") as calibration:
         assert engine_from_onnx(replay, calibration).is_file() and calibration.feed.feeder.served == 0
+
+
+def test_build_warns_what_the_lint_finds_for_the_installed_tensorrt(tmp_path, caplog):
+    import logging
+
+    import onnx
+
+    from export.engine_build import _warn_lint
+
+    path = _tiny_onnx(tmp_path / "q.onnx", qdq=True)
+    model = onnx.load(path)
+    model.opset_import[0].version = 19                  # what ModelOpt writes for INT8 today
+    onnx.save(model, path)
+    with caplog.at_level(logging.WARNING, logger="effdet_deploy"):
+        _warn_lint(path, "8.6.1")
+        _warn_lint(path, "10.3.0")
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and "opset 19 is above TensorRT 8.6.1's parser range" in messages[0]
