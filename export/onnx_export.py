@@ -23,9 +23,11 @@ from export.rewrite import fold_pads_into_pools
 from export.settings import NMS_KINDS, ONNX_PRE_NMS_TOP_K_MAX, ExportSettings
 from runtime.errors import DeployError
 from runtime.log import logger
+from runtime.thresholds import check_filters
 from runtime.nms import PLUGIN_TOP_K
 
 TOOLKIT_VERSION = "0.1.0"
+MIN_OPSET, MAX_OPSET = 13, 20   # see check_settings
 
 
 def check_settings(s: ExportSettings) -> None:
@@ -38,6 +40,13 @@ def check_settings(s: ExportSettings) -> None:
         raise DeployError(f"--dynamic-batch must be MIN<=OPT<=MAX, >= 1; got {s.dynamic_batch}")
     if s.batch < 1 or s.max_detections < 1:
         raise DeployError("--batch and --max-detections must be >= 1")
+    check_filters(s.score_threshold, s.iou_threshold, s.max_detections)   # thresholds in [0, 1]
+    if not MIN_OPSET <= s.opset <= MAX_OPSET:
+        raise DeployError(f"--opset must be {MIN_OPSET}..{MAX_OPSET}, got {s.opset} ({MIN_OPSET}: the --nms onnx tail "
+                          f"passes axes as inputs (Unsqueeze-13); {MAX_OPSET}: the newest PyTorch's TorchScript "
+                          "exporter writes; TensorRT 8.6 parses up to 17)")
+    if Path(s.output).is_dir():
+        raise DeployError(f"{s.output}: is a folder; --output names the file to write, e.g. {Path(s.output) / 'model.onnx'}")
     _check_pre_nms_top_k(s)
     if s.input_dtype == "uint8" and not s.preprocess:
         raise DeployError("--input-dtype uint8 needs the preprocessing in the graph (drop --no-preprocess)")
@@ -107,6 +116,9 @@ def onnx_from_model(s: ExportSettings) -> onnx.ModelProto:
     t0 = time.perf_counter()
     model = create_model(s.model, checkpoint=s.checkpoint, num_classes=s.num_classes, image_size=s.image_size)
     size = model.config.image_size
+    if s.class_names and len(s.class_names) != model.config.num_classes:
+        raise DeployError(f"--class-names gives {len(s.class_names)} names, the model has {model.config.num_classes} "
+                          "classes (one name per class, in class order)")
     logger.info("[1/5] built %s %dx%d, %d classes; fusing", model.config.name, size[0], size[1], model.config.num_classes)
     model.fuse(size)
     anchors = model_anchors(model, size)

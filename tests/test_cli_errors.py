@@ -1,0 +1,116 @@
+"""Bad input gives one line on stderr and exit 2 (DESIGN section 4), never a traceback: one test per case,
+through the real command line (a subprocess), plus the two Python-API cases (PIL images are accepted;
+a fused model run at another size says so)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from effdet import create_model
+from runtime import Detector
+from runtime.errors import DeployError
+from runtime.image_io import read_image
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "assets" / "demo.jpg"
+
+
+def run(*args, module="effdet_deploy"):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def one_line_error(out, *fragments):
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_bench_cuda_graph_on_an_onnx_file(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not loaded: the flag is refused first")
+    one_line_error(run("bench", "--model", model, "--use-cuda-graph"), "--use-cuda-graph needs a TensorRT engine")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the case needs a PyTorch without it")
+def test_infer_cuda_on_pytorch_without_cuda(tmp_path):
+    out = run("infer", "--model", "shapes_d0", "--device", "cuda", "--input", DEMO, "--output", tmp_path / "out")
+    one_line_error(out, "device 'cuda'", "no usable CUDA", "--device cpu")
+    assert not (tmp_path / "out").exists()
+
+
+def test_infer_unknown_device(tmp_path):
+    out = run("infer", "--model", "shapes_d0", "--device", "gpu0", "--input", DEMO, "--output", tmp_path / "out")
+    one_line_error(out, "device 'gpu0' is not a PyTorch device")
+
+
+def test_lint_on_a_file_that_is_not_onnx():
+    one_line_error(run("README.md", module="export.lint"), "README.md: not a readable ONNX file")
+
+
+def test_detect_accepts_pil_images():
+    image = read_image(DEMO)
+    with Detector("shapes_d0") as det:
+        from_array = det.detect(image)
+        from_pil = det.detect(Image.fromarray(image).convert("RGBA"))   # any mode: converted to RGB
+        in_list = det.detect([Image.fromarray(image)])
+        with pytest.raises(DeployError, match="numpy array HxWx3 uint8 RGB or a PIL image"):
+            det.detect("photo.jpg")
+    assert len(from_array) > 0
+    np.testing.assert_array_equal(from_pil.boxes, from_array.boxes)
+    np.testing.assert_array_equal(in_list[0].scores, from_array.scores)
+
+
+def test_fused_model_at_another_size():
+    model = create_model("shapes_d0").fuse()          # pads and upsample sizes frozen for 256x256
+    with pytest.raises(DeployError) as err, torch.no_grad():
+        model(torch.zeros(1, 3, 320, 320))
+    assert "fused for 256x256" in str(err.value) and "320x320" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_export_opset_7(tmp_path):
+    out = run("export", "--model", "shapes_d0", "--output", tmp_path / "m.onnx", "--opset", "7")
+    one_line_error(out, "--opset must be 13..20, got 7")
+    assert not list(tmp_path.iterdir())
+
+
+def test_bench_zero_iterations(tmp_path):
+    one_line_error(run("bench", "--model", "shapes_d0", "--iterations", "0"), "--iterations must be >= 1")
+
+
+def test_export_output_is_an_existing_folder(tmp_path):
+    one_line_error(run("export", "--model", "shapes_d0", "--output", tmp_path), "is a folder", "model.onnx")
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (("--score-threshold", "1.5"), "score threshold must be in [0, 1], got 1.5"),
+    (("--iou", "-0.2"), "IoU threshold must be in [0, 1], got -0.2"),
+    (("--max-det", "0"), "max detections must be an integer >= 1, got 0"),
+])
+def test_infer_range_checks(tmp_path, flags, fragment):
+    out = run("infer", "--model", "shapes_d0", "--input", DEMO, "--output", tmp_path / "out", *flags)
+    one_line_error(out, fragment)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (("--iou-threshold", "1.2"), "IoU threshold must be in [0, 1], got 1.2"),
+    (("--score-threshold", "-1"), "score threshold must be in [0, 1], got -1"),
+    (("--max-detections", "0"), "--max-detections must be >= 1"),
+    (("--class-names", "circle,square"), "--class-names gives 2 names, the model has 6 classes"),
+])
+def test_export_range_checks(tmp_path, flags, fragment):
+    one_line_error(run("export", "--model", "shapes_d0", "--output", tmp_path / "m.onnx", *flags), fragment)
+    assert not list(tmp_path.iterdir())
+
+
+def test_usage_errors_are_one_line():
+    one_line_error(run("infer", "--model", "shapes_d0"), "required: --input", "see effdet-deploy infer --help")
+    one_line_error(run("bench", "--model", "shapes_d0", "--iterations", "many"), "invalid int value: 'many'")
