@@ -78,7 +78,7 @@ class MinMaxCalibrator(_FeedMethods, trt.IInt8MinMaxCalibrator):  # type: ignore
     """Max-abs ranges: better where outliers matter (detection heads' box regressions)."""
 
     def __init__(self, feed: CalibrationFeed) -> None:
-        trt.IInt8MinMaxCalibrator.__init__(self)
+        trt.IInt8MinMaxCalibrator.__init__(self)   # same trampoline as above (pyInt8.cpp), 8.6-10.x
         self.feed = feed
 
 

@@ -233,9 +233,9 @@ def _check_nms(node: onnx.NodeProto, c: _Context) -> list[str]:
 
 
 def _check_cast(node: onnx.NodeProto, c: _Context) -> list[str]:
-    to = _attr(node, "to", 0)
+    to = next((a.i for a in node.attribute if a.name == "to"), 0)
     if to in UNSUPPORTED_DTYPES:
-        return [f"{_node_label(node)}: casts to {UNSUPPORTED_DTYPES[to]}"]   # type: ignore[index]
+        return [f"{_node_label(node)}: casts to {UNSUPPORTED_DTYPES[to]}"]
     return []
 
 

@@ -140,3 +140,9 @@ def test_cli_target_version_and_exit_codes(tmp_path):
     assert ok.returncode == 0 and "TensorRT 8.6: OK" in ok.stdout
     assert bad.returncode == 1 and "K=3840 exceeds TensorRT 10.3's limit" in bad.stdout
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "older than" in wrong.stderr
+
+
+def test_cast_to_float64_is_named():
+    model = graph_model([helper.make_node("Cast", ["x"], ["y"], name="c", to=TensorProto.DOUBLE)], [vi("x", [2])],
+                        [vi("y", [2], TensorProto.DOUBLE)])
+    assert lint(model) == ["node 'c' (Cast): casts to float64", "tensor 'y': dtype float64 not supported"]
