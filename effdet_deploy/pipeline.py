@@ -6,6 +6,7 @@ skipped and why (no TensorRT here, no calibration images, ...). Nothing is claim
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -212,7 +213,8 @@ def draw_examples(run: Run) -> None:
     with Detector(run.artifacts["fp32"]) as det:          # the one default score threshold (runtime/thresholds.py)
         for name, image, found in zip(names, images, det.detect(images)):
             labels = [det.info.class_name(int(c)) for c in found.classes]
-            print(f"  {name}: {len(found)} found: {', '.join(f'{n} {s:.2f}' for n, s in zip(labels, found.scores)) or '-'}")
+            logger.info(f"  {name}: {len(found)} found: "
+                        f"{', '.join(f'{n} {s:.2f}' for n, s in zip(labels, found.scores)) or '-'}")
             target = run.settings.output / f"detections_{Path(name).stem}.png"
             draw_detections(image, found, det.info.class_names).save(target)
             run.pictures.append(target.name)
@@ -224,14 +226,18 @@ STEPS = [("reference", prepare_reference), ("export", export_artifacts), ("quant
 
 
 def run_pipeline(s: PipelineSettings) -> Run:
+    from effdet_deploy.console import third_party_to_log
     from effdet_deploy.report import write_report
 
     if not s.output.parent.resolve().is_dir():
         raise DeployError(f"{s.output}: parent folder does not exist")
     s.output.mkdir(parents=True, exist_ok=True)
     run = Run(s)
-    for name, fn in STEPS:
-        _step(run, name, fn)
+    log = s.output / "pipeline.log"
+    with third_party_to_log(log, verbose=logger.isEnabledFor(logging.DEBUG)):   # our progress stays on the console
+        for name, fn in STEPS:
+            _step(run, name, fn)
+    run.notes.append(f"messages of ModelOpt, ONNX Runtime and other libraries: {log.name}")
     write_report(run)
     summary = {"settings": json.loads(json.dumps(asdict(s), default=str)), "reference": run.reference,
                "artifacts": {k: str(v) for k, v in run.artifacts.items()}, "parity": run.parity, "bench": run.bench,

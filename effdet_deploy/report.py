@@ -76,7 +76,7 @@ def write_report(run: Any) -> Path:
               "FP16 on the CPU is slower than FP32. Speed claims for FP16/INT8 need TensorRT on a GPU.", ""]
     if run.accuracy:
         lines += ["## Accuracy (COCO)", ""] + _table(["artifact", "AP", "AP50", "AP75", "APs", "APm", "APl"],
-                                                    [[k] + [f"{a[m]:.3f}" for m in ("AP", "AP50", "AP75", "APs", "APm", "APl")]
+                                                    [[k] + ["n/a" if a[m] is None else f"{a[m]:.3f}" for m in ("AP", "AP50", "AP75", "APs", "APm", "APl")]
                                                      for k, a in run.accuracy.items()]) + [""]
     plots = _plots(run)
     for picture in plots + run.pictures:
