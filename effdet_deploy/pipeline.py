@@ -169,6 +169,10 @@ def compare_all(run: Run) -> None:
     for index, (label, result) in enumerate(zip(labels, comparison.results)):
         run.parity[label] = result.to_json()
         logger.info(f"  {label}: {result.verdict}" + (f" ({'; '.join(result.reasons())})" if not result else ""))
+        for warning in result.warnings:
+            if f"compare: {warning}" not in run.notes:
+                logger.warning(f"  warning: {warning}")
+                run.notes.append(f"compare: {warning}")
         if not result:
             png = s.output / f"worst_{label}.png"
             worst_picture(comparison, index, images[result.worst_image], ("PyTorch", label)).save(png)

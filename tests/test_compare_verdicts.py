@@ -114,3 +114,25 @@ def test_worst_picture_draws_only_detections_above_the_threshold():
     left, right = picture[20:, :60], picture[20:, 70:]
     assert (left == 128).all()               # the 0.1 detection is not drawn
     assert (right != 128).any()              # the 0.9 one is
+
+
+def test_pipeline_compare_of_a_model_not_trained_on_the_scenes_is_inconclusive(tmp_path):
+    """The issue's case: a user's model (here D0 with seeded random weights) on the built-in shapes scenes
+    detects nothing on either side; the pipeline said PASS, now INCONCLUSIVE with a warning, raw level PASS."""
+    import torch
+
+    from effdet import create_model
+    from effdet_deploy.commands.compare import EXIT_CODES, verdict_of
+    from effdet_deploy.pipeline import PipelineSettings, Run, compare_all
+
+    torch.manual_seed(0)
+    torch.save(create_model("tf_efficientdet_d0", image_size=128).state_dict(), tmp_path / "user.pth")
+    onnx_file = export_onnx(ExportSettings(model="tf_efficientdet_d0", checkpoint=tmp_path / "user.pth",
+                                           output=tmp_path / "user.onnx", image_size=(128, 128), nms="onnx"))
+    run = Run(PipelineSettings(model="tf_efficientdet_d0", output=tmp_path, image_size=128, compare_images=3),
+              reference=str(tmp_path / "user.pth"), artifacts={"fp32": onnx_file})
+    compare_all(run)
+    parity = run.parity["fp32"]
+    assert parity["verdict"] == "INCONCLUSIVE" and parity["matched"] == 0 and parity["raw"]["pass"] is True
+    assert any("not trained on them" in note for note in run.notes)
+    assert EXIT_CODES[verdict_of([p["verdict"] for p in run.parity.values()])] == 3
