@@ -235,6 +235,9 @@ def run_pipeline(s: PipelineSettings) -> Run:
 
     if not s.output.parent.resolve().is_dir():
         raise DeployError(f"{s.output}: parent folder does not exist")
+    from effdet.config import get_config
+
+    get_config(s.model)                      # an unknown model name fails before the output folder exists
     s.output.mkdir(parents=True, exist_ok=True)
     run = Run(s)
     log = s.output / "pipeline.log"

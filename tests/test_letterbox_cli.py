@@ -30,3 +30,12 @@ def test_cli_help_and_demo_bad_model(tmp_path):
     out = subprocess.run([sys.executable, "-m", "effdet_deploy", "demo", "--model", "d9", "--output",
                           str(tmp_path / "demo")], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "unknown model 'd9'" in out.stderr
+    assert not (tmp_path / "demo").exists()          # failed before writing: the folder it made is gone
+
+
+def test_failed_compare_leaves_no_output_folder(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "effdet_deploy", "compare", "--reference", tmp_path / "missing.onnx",
+                          "--target", tmp_path / "missing.onnx", "--output", tmp_path / "cmp"], capture_output=True,
+                         text=True)
+    assert out.returncode == 2 and "missing.onnx: file not found" in out.stderr
+    assert not (tmp_path / "cmp").exists()
