@@ -18,6 +18,7 @@ import numpy as np
 
 from runtime.agreement import Agreement, above, agreement, match_pairs
 from runtime.result import Detections
+from runtime.thresholds import DEFAULT_SCORE_THRESHOLD
 
 # precision -> limits (None = not checked); the one place parity tolerances live (compare, pipeline, tests).
 # Detections: boxes in original-image pixels; F1 and IoU at IoU 0.5, same class, score >= SCORE_FLOOR; rtol
@@ -35,7 +36,7 @@ TOLERANCES: dict[str, dict[str, float | None]] = {
     "int8": {"f1": 0.90, "mean_iou": 0.90, "score_atol": None, "box_atol": None, "rtol": None, "score_delta": 0.1,
              "raw_score_atol": None, "raw_cosine": 0.95, "raw_box_mean": 2.0},
 }
-SCORE_FLOOR = 0.3
+SCORE_FLOOR = DEFAULT_SCORE_THRESHOLD   # detections compared: the same default users see (runtime/thresholds.py)
 MIN_MATCHED = 10      # matched detections (all images together) below which the detection level is INCONCLUSIVE
 
 
