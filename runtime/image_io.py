@@ -21,18 +21,22 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
-                im = Image.fromarray(np.clip(arr * (255.0 / peak), 0, 255).astype(np.uint8))
-            elif im.mode == "F":
-                im = Image.fromarray(np.clip(np.asarray(im), 0, 255).astype(np.uint8))
-            return np.asarray(im.convert("RGB"))
+            return pil_to_rgb(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise DeployError(f"{path}: file not found") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DeployError(f"{path}: not a readable image ({str(e).splitlines()[0][:120]})") from None
+
+
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """A PIL image of any mode -> HxWx3 uint8 RGB (16-bit and float scaled to 8 bits, alpha dropped)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        im = Image.fromarray(np.clip(arr * (255.0 / peak), 0, 255).astype(np.uint8))
+    elif im.mode == "F":
+        im = Image.fromarray(np.clip(np.asarray(im), 0, 255).astype(np.uint8))
+    return np.asarray(im.convert("RGB"))
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -23,7 +23,9 @@ class Letterbox:
 def check_image(image: object) -> np.ndarray:
     """An HxWx3 uint8 RGB array (a PIL image is converted to RGB), or one clear error naming what is wrong."""
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
+        from runtime.image_io import pil_to_rgb
+
+        return pil_to_rgb(image)
     if not isinstance(image, np.ndarray):
         raise DeployError(f"image must be a numpy array HxWx3 uint8 RGB or a PIL image, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:

@@ -39,3 +39,14 @@ def test_failed_compare_leaves_no_output_folder(tmp_path):
                          text=True)
     assert out.returncode == 2 and "missing.onnx: file not found" in out.stderr
     assert not (tmp_path / "cmp").exists()
+
+
+def test_pil_images_of_any_mode_become_rgb():
+    from PIL import Image
+
+    from runtime.letterbox import check_image
+
+    deep = check_image(Image.fromarray(np.full((20, 30), 65535, np.uint16)))      # 16-bit: scaled, not clipped
+    assert deep.shape == (20, 30, 3) and deep.dtype == np.uint8 and int(deep.max()) == 255
+    rgba = check_image(Image.new("RGBA", (5, 4), (10, 20, 30, 0)))                 # alpha dropped
+    assert rgba.shape == (4, 5, 3) and rgba[0, 0].tolist() == [10, 20, 30]
