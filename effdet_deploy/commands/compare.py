@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime.atomic import write_atomic
+
+if TYPE_CHECKING:
+    from runtime.parity import ParityResult
 
 EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}
 
@@ -30,7 +34,7 @@ def verdict_of(verdicts: list[str]) -> str:
     return next((v for v in ("FAIL", "INCONCLUSIVE") if v in verdicts), "PASS")
 
 
-def print_table(results: list) -> None:  # type: ignore[type-arg]
+def print_table(results: list[ParityResult]) -> None:
     """One line per target and level, then warnings and reasons."""
     print(f"{'target':34s} {'prec':5s} {'level':10s} {'numbers':58s} result")
     for r in results:
