@@ -100,7 +100,8 @@ def _contract(info: ModelInfo) -> list[tuple[str, str]]:
     if info.nms != "none":
         lines.append(("NMS thresholds", f"score >= {info.score_threshold:g}, IoU {info.iou_threshold:g}, "
                                         f"max {info.max_detections} detections"
-                                        + (f", pre-NMS top-k {extra['pre_nms_top_k']}" if "pre_nms_top_k" in extra else "")))
+                                        + f", pre-NMS top-k {info.pre_nms_top_k}"
+                                        + ("" if "pre_nms_top_k" in extra else " (not recorded: the plugin's)")))
     return lines
 
 
