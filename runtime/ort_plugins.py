@@ -9,14 +9,14 @@ from functools import lru_cache
 import numpy as np
 
 from runtime.errors import DeployError
-from runtime.nms import NMSParams, efficient_nms
+from runtime.nms import PLUGIN_TOP_K, NMSParams, efficient_nms
 
 
 def _plugin(boxes: np.ndarray, scores: np.ndarray, anchors: np.ndarray, **attrs: object) -> tuple[np.ndarray, ...]:
     params = NMSParams(score_threshold=float(attrs["score_threshold"]), iou_threshold=float(attrs["iou_threshold"]),
                        max_output_boxes=int(attrs["max_output_boxes"]), background_class=int(attrs["background_class"]),
                        score_activation=bool(attrs["score_activation"]), class_agnostic=bool(attrs["class_agnostic"]),
-                       box_coding=int(attrs["box_coding"]))
+                       box_coding=int(attrs["box_coding"]), top_k=PLUGIN_TOP_K, semantics="plugin")
     return efficient_nms(boxes, scores, anchors, params)
 
 
