@@ -66,7 +66,7 @@ def _facts(obj: object, path: Path) -> CheckpointFacts:
     """Top-level architecture / image_size / class_names of a training checkpoint (its `settings` as fallback)."""
     if not isinstance(obj, dict):
         return CheckpointFacts()
-    settings = obj.get("settings") if isinstance(obj.get("settings"), dict) else {}
+    settings = obj["settings"] if isinstance(obj.get("settings"), dict) else {}
     model = obj.get("architecture", settings.get("model"))
     size = obj.get("image_size", settings.get("image_size"))
     names = obj.get("class_names", ())

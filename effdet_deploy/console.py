@@ -67,15 +67,15 @@ def _route_logging(console: IO[str], verbose: bool) -> Callable[[], None]:
     before = ours.propagate
     ours.propagate = False
     root_handlers = list(logging.getLogger().handlers)
-    for h in root_handlers:
-        h.addFilter(_printed_elsewhere)
+    for root_handler in root_handlers:
+        root_handler.addFilter(_printed_elsewhere)
 
     def restore() -> None:
         for h in handlers:
             ours.removeHandler(h)
         ours.propagate = before
-        for h in root_handlers:
-            h.removeFilter(_printed_elsewhere)
+        for root_handler in root_handlers:
+            root_handler.removeFilter(_printed_elsewhere)
     return restore
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import mmap
 from pathlib import Path
+from typing import Any
 
 from runtime.errors import DeployError
 from runtime.log import logger
@@ -20,7 +21,7 @@ ORT_ERRORS_ONLY, ORT_FATAL_ONLY = 3, 4     # onnxruntime logger severities
 
 
 def create_session(source: str | Path | bytes, providers: list[str] | None = None, threads: int | None = None,
-                   source_name: str | None = None):  # type: ignore[no-untyped-def]
+                   source_name: str | None = None) -> Any:
     """An InferenceSession for a file path or serialized model (CPU unless providers given).
 
     source_name: how to name an in-memory model in errors. EfficientNMS_TRT runs via the numpy reference.
@@ -73,6 +74,6 @@ def _plugin_library(name: str) -> str:
                           "(or export with --nms onnx for a file that runs anywhere)") from None
 
 
-def metadata(session) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def metadata(session: Any) -> dict[str, str]:
     """The file's metadata_props."""
     return dict(session.get_modelmeta().custom_metadata_map)
