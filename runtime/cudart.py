@@ -4,6 +4,10 @@
 Pointers and stream handles are plain ints (what TensorRT's `set_tensor_address` / `execute_async_v3`
 take); every failure is one DeployError line naming the call and CUDA's own error name. Importing this
 module is the lazy boundary: it is imported only by code that runs on a GPU.
+
+Each function is the CUDA Runtime API call in its body; signatures read from cuda-bindings'
+runtime.pyx.in at v12.9.10 and v13.4.4 (identical for every call here). cuda.core (typed, with stubs) is
+not used: cuda-python 12.x, which JetPack 6 and R535-R570 drivers need, does not bring it (13.x does).
 """
 from __future__ import annotations
 
