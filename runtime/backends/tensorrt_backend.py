@@ -49,7 +49,7 @@ def _dims(dims: trt.Dims) -> tuple[int, ...]:
 def check_cuda_versions(trt_version: str) -> None:
     """One line naming driver, CUDA runtime and TensorRT when their CUDA majors cannot work together
     (before the first cudaSetDevice, which would fail with a bare cudaErrorInsufficientDriver)."""
-    names = [dist.metadata["Name"] for dist in distributions()]
+    names = [str(dist.metadata["Name"] or "") for dist in distributions()]   # None for a broken install
     problem = cuda_mismatch(driver_release(), cudart.driver_version(), cudart.runtime_version(), trt_version,
                             tensorrt_cuda_major(names))
     if problem:
