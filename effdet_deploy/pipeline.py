@@ -137,10 +137,10 @@ def _synthetic_calibration(run: Run) -> Path | None:
 
 def build_engines(run: Run) -> None:
     from runtime.gpu import cuda_device_count
-    from runtime.trt_compat import tensorrt
+    from runtime.trt_compat import require_tensorrt
 
     try:
-        available = tensorrt() is not None and cuda_device_count() > 0
+        available = bool(require_tensorrt()) and cuda_device_count() > 0
     except DeployError:                  # not installed, or only its type stubs
         available = False
     if not available:

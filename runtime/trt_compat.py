@@ -9,8 +9,6 @@
 """
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -35,12 +33,6 @@ def require_tensorrt() -> str:
     if "__version__" not in vars(trt):   # tensorrt-stubs alone: a namespace package without the library
         raise DeployError(f"this needs TensorRT, and only its type stubs are installed: {TRT_INSTALL}")
     return trt.__version__
-
-
-def tensorrt() -> ModuleType:
-    """Deprecated (untyped: every use is Any to mypy): call require_tensorrt(), then `import tensorrt as trt`."""
-    require_tensorrt()
-    return importlib.import_module("tensorrt")
 
 
 def version_tuple(version: str) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_SHARE = 97.0
-PACKAGES = ("runtime", "export", "calibration", "effdet_deploy")
+PACKAGES = ("runtime", "export", "calibration", "effdet_deploy", "tools")
 CALLS_TRT_OR_CUDA = re.compile(r"^\s*(import tensorrt|from cuda\b|import cuda\b|from runtime import cudart"
                                r"|from runtime\.cudart|from runtime\.cuda_memory)|CDLL\(\s*[\"']libcud", re.M)
 
@@ -40,6 +40,7 @@ MISUSES: dict[str, tuple[str, str]] = {
     "export/engine_build.py": ("builder.create_builder_config()", "builder.create_builder_config(1)"),
     "calibration/legacy.py": ("trt.IInt8MinMaxCalibrator.__init__(self)",
                               "trt.IInt8MinMaxCalibrator.__init__(self, 0)"),
+    "tools/gpu_check.py": ("cudart.device_properties(0)", "cudart.device_properties(\"0\")"),
 }
 
 
