@@ -38,6 +38,7 @@ gpu-check: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eager.py
 	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/bench_nms_tail.py
 	$(PY) benchmarks/bench_precision.py
 
 clean:

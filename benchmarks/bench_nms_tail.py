@@ -29,7 +29,7 @@ from runtime.anchors import generate_anchors
 from runtime.nms import NMSParams, efficient_nms
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import median_ms  # noqa: E402
+from interleaved import interleaved_ms  # noqa: E402
 
 THRESH, IOU, K_OUT = 0.001, 0.5, 100
 
@@ -111,7 +111,7 @@ def main() -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     print(f"D0 512 tail only: N={n}, C={classes}, threshold {THRESH}, k={args.k}, batch 1, ORT {ort.__version__} CPU, "
-          f"{args.threads} threads, median of {args.iterations}; "
+          f"{args.threads} threads, median of {args.iterations} interleaved rounds; "
           f"{int((logits[0] >= np.log(THRESH / (1 - THRESH))).sum())} pairs pass the threshold")
     ref_params = NMSParams(score_threshold=THRESH, iou_threshold=IOU, max_output_boxes=K_OUT, box_coding=1,
                            top_k=args.k, semantics="onnx")
@@ -119,18 +119,20 @@ def main() -> None:
     variants = {"two-stage TopK + NMS class dim (built)": (_select_candidates, _class_nms),
                 "one TopK over N*C + NMS class dim": (_one_topk, _class_nms),
                 "two-stage TopK + NMS class offsets": (_select_candidates, _offset_nms)}
+    calls, notes = {}, {}
     for name, (select, class_nms) in variants.items():
         session = ort.InferenceSession(tail_model(acs, classes, args.k, select, class_nms), options,
                                        providers=["CPUExecutionProvider"])
         out = [np.concatenate(o) for o in zip(*(session.run(None, {"cls_logits": logits[i:i + 1],
                                                                    "box_regression": reg[i:i + 1]})
                                                 for i in range(args.images)))]
-        ms = median_ms(lambda: session.run(None, {"cls_logits": logits[:1], "box_regression": reg[:1]}), args.iterations)
-        print(f"  {name:42s} {ms:7.2f} ms   {agreement(out, ref)}")
+        notes[name] = agreement(out, ref)
+        calls[name] = lambda s=session: s.run(None, {"cls_logits": logits[:1], "box_regression": reg[:1]})
     for sem, k in (("onnx", args.k), ("plugin", 4096)):
         p = NMSParams(**{**ref_params.__dict__, "semantics": sem, "top_k": k})
-        ms = median_ms(lambda: efficient_nms(reg[:1], logits[:1], acs[None], p), args.iterations)
-        print(f"  numpy reference, {sem} semantics, k={k:<5d}{'':13s} {ms:7.2f} ms")
+        calls[f"numpy reference, {sem} semantics, k={k}"] = lambda p=p: efficient_nms(reg[:1], logits[:1], acs[None], p)
+    for name, ms in interleaved_ms(calls, args.iterations).items():
+        print(f"  {name:42s} {ms:7.2f} ms   {notes.get(name, '')}")
 
 
 if __name__ == "__main__":
