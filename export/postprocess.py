@@ -14,6 +14,8 @@ detection_classes int32 [B,K]; rows past num_detections are zero.
   class dimension over those k, the best K, sigmoid on the K output scores. TopK K and the NMS input are
   at most k (<= 3839 < TensorRT's TopK limit 3840; default 2000 <= INMSLayer's 2000 on SM 5.3/6.2, 5000
   elsewhere), so TensorRT's limits never bite. No tensor is dense over anchors x classes.
+  NMS ranks candidates by position (k - j), so no NMS scores tie (INMSLayer's tie order is unspecified,
+  NvInfer.h 8.6.1; like ORT it keeps IoU <= threshold and score > score threshold).
   runtime/nms.py semantics="onnx" computes the same (tested equal). Differences to the plugin: pre-NMS k
   (plugin 4096), IoU > threshold suppresses (plugin >=), ties in the pre-NMS order (see README).
 """
