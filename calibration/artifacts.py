@@ -12,9 +12,10 @@ from pathlib import Path
 import onnx
 
 from calibration.fp16 import to_fp16
-from calibration.graph_split import join, split
+from calibration.graph_split import SplitGraph, join, split
 from calibration.images import CalibrationImages
-from calibration.int8 import METHODS, quantize_body
+from calibration.int8 import DEFAULT_METHOD, METHODS, quantize_body, sensitive_nodes
+from calibration.opset17 import MIN_TENSORRT, to_opset17
 from export.onnx_export import node_counts
 from export.onnx_io import metadata_of, read_onnx, write_onnx
 from runtime.errors import DeployError
@@ -32,8 +33,8 @@ class QuantizeSettings:
     calib_dir: Path | None = None
     calib_images: int = 500
     calib_batch: int = 8
-    method: str = "entropy"          # entropy | max
-    exclude: str = "none"            # none | auto | comma-separated node names
+    method: str = DEFAULT_METHOD     # mixed (per-tensor best of entropy/percentile/max) | entropy | max
+    exclude: str = "default"         # default (int8.SENSITIVE_GROUPS) | none | auto | comma-separated node names
     target: float = 0.05             # --exclude auto: largest relative output error accepted
     holdout: int = 16                # --exclude auto: images held out of calibration to measure on
     seed: int = 0
@@ -76,15 +77,25 @@ def quantize_onnx(s: QuantizeSettings) -> Path:
     return s.output
 
 
+def _named_exclusions(exclude: str, parts: SplitGraph) -> list[str]:
+    """--exclude none | default (the measured SENSITIVE_GROUPS) | node,names -> node names."""
+    if exclude == "none":
+        return []
+    if exclude == "default":
+        return sensitive_nodes(parts)
+    return [n for n in exclude.split(",") if n]
+
+
 def _int8(model: onnx.ModelProto, info: ModelInfo, s: QuantizeSettings) -> onnx.ModelProto:
     assert s.calib_dir is not None
+    t0 = time.perf_counter()
     images = CalibrationImages(s.calib_dir, info, s.calib_images, s.calib_batch, s.seed)
     data = images.array()
     logger.info(f"[1/2] {len(data)} calibration images from {s.calib_dir}"
                 f"{f' ({len(images.skipped)} unreadable skipped)' if images.skipped else ''}")
     parts = split(model)
     meta = {"precision": "int8", "calibration_method": s.method, "calibration_images": str(len(data)),
-            "calibration_skipped": str(len(images.skipped)), "exclude": s.exclude}
+            "calibration_skipped": str(len(images.skipped)), "exclude": s.exclude, "min_tensorrt": MIN_TENSORRT}
     if s.exclude == "auto":
         from calibration.sensitivity import find_exclusions
 
@@ -98,7 +109,7 @@ def _int8(model: onnx.ModelProto, info: ModelInfo, s: QuantizeSettings) -> onnx.
                     sensitivity=json.dumps({"target": report.target, "all_quantized_error": report.full_error,
                                             "final_error": report.final_error, "groups": report.group_errors}))
     else:
-        exclude = [n for n in s.exclude.split(",") if n] if s.exclude != "none" else []
+        exclude = _named_exclusions(s.exclude, parts)
         known = {n.name for n in parts.body.graph.node}
         unknown = [n for n in exclude if n not in known]
         if unknown:
@@ -106,4 +117,5 @@ def _int8(model: onnx.ModelProto, info: ModelInfo, s: QuantizeSettings) -> onnx.
         logger.info(f"[2/2] quantizing with ModelOpt ({s.method}), {len(exclude)} node(s) excluded")
         body = quantize_body(parts, data, s.method, exclude)
         meta.update(excluded_nodes=json.dumps(exclude))
-    return join(parts, body, meta)
+    logger.info(f"calibration and quantization took {time.perf_counter() - t0:.0f}s; writing opset 17")
+    return join(parts, to_opset17(body), meta)

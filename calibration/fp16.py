@@ -12,6 +12,7 @@ from pathlib import Path
 import onnx
 
 from calibration.graph_split import join, split
+from calibration.opset17 import MIN_TENSORRT, to_opset17
 from runtime.lazy import lazy_import
 
 # op type -> why it stays FP32 inside the network body (the tail - decoding, sigmoid, NMS - is FP32 anyway).
@@ -41,8 +42,8 @@ def to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
             str(body_path), low_precision_type="fp16", op_types_to_exclude=list(FP32_OPS),
             op_types_to_include=list(FP16_SAFE_OPS), keep_io_types=True, providers=["cpu"])
     kept = _fp32_nodes(body)
-    return join(parts, body, {"precision": "fp16", "fp32_ops": ",".join(FP32_OPS),
-                              "fp32_nodes": str(len(kept))}), kept
+    return join(parts, to_opset17(body), {"precision": "fp16", "fp32_ops": ",".join(FP32_OPS),
+                                          "fp32_nodes": str(len(kept)), "min_tensorrt": MIN_TENSORRT}), kept
 
 
 def _fp32_nodes(model: onnx.ModelProto) -> list[str]:
