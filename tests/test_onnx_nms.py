@@ -134,3 +134,15 @@ def test_onnx_and_plugin_routes_agree_on_shapes_d0(tmp_path):
           f"all detections at {THRESH} F1 {every.f1:.4f} ({every.matched}/{every.reference}), "
           f"max score delta {above.max_score_delta:.2e}")
     assert above.reference > 30 and above.f1 >= 0.99 and above.max_score_delta <= 1e-5
+
+
+def test_pre_nms_top_k_reaches_the_runtime(tmp_path):
+    """--nms none: the k is the runtime's (numpy NMS through the Detector); files without the key read 4096."""
+    from export.onnx_io import metadata_of
+    from runtime.model_info import ModelInfo
+
+    path = export(tmp_path, "d0", None, image_size=128, nms="none", num_classes=3, pre_nms_top_k=300)
+    meta = metadata_of(onnx.load(path))
+    assert ModelInfo.from_metadata(meta, str(path)).pre_nms_top_k == 300
+    del meta["pre_nms_top_k"]
+    assert ModelInfo.from_metadata(meta, str(path)).pre_nms_top_k == 4096
