@@ -80,6 +80,14 @@ def rules_for(trt_version: str) -> ParserRules:
     return rows[-1]
 
 
+def oldest_tensorrt_for_opset(opset: int) -> str | None:
+    """The oldest TensorRT in PARSER_RULES whose parser takes this opset ('8.6', '10.0', ...); None past the table."""
+    for rules in PARSER_RULES:
+        if opset <= rules.max_opset:
+            return ".".join(map(str, rules.since))
+    return None
+
+
 # EfficientNMS_TRT attributes: name -> (type, check). The plugin ships in 8.6-11.0 (deprecated since 10.12:
 # TensorRT plugin/efficientNMSPlugin/README.md at v11.0).
 PLUGIN_ATTRS = {

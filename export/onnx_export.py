@@ -16,7 +16,7 @@ import torch
 from effdet import create_model
 from effdet.predict import model_anchors
 from export.graph import ExportGraph, anchors_center_size
-from export.lint import lint
+from export.lint import lint, oldest_tensorrt_for_opset
 from export.onnx_io import write_onnx
 from export.postprocess import append_efficient_nms, append_onnx_nms
 from export.rewrite import fold_pads_into_pools
@@ -66,14 +66,6 @@ def _check_pre_nms_top_k(s: ExportSettings) -> None:
         raise DeployError(f"--pre-nms-top-k must be >= 1, got {k}")
 
 
-def min_tensorrt(opset: int) -> str | None:
-    """Oldest TensorRT whose ONNX parser takes this opset (onnx-tensorrt docs/operators.md: 8.6 up to 17,
-    10.0 up to 20); None past what we checked. Every op our FP32 graphs use parses on 8.6."""
-    if opset <= 17:
-        return "8.6"
-    return "10.0" if opset <= 20 else None
-
-
 def metadata(s: ExportSettings, model_cfg, num_anchors: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """metadata_props (DESIGN §3): everything the runtime needs to use the file."""
     return {
@@ -86,7 +78,7 @@ def metadata(s: ExportSettings, model_cfg, num_anchors: int) -> dict[str, str]: 
         "batch": "dynamic:" + ",".join(map(str, s.dynamic_batch)) if s.dynamic_batch else str(s.batch),
         "precision": "fp32", "toolkit": "efficientdet-deploy", "toolkit_version": TOOLKIT_VERSION,
         "pre_nms_top_k": str(s.resolved_pre_nms_top_k()),
-        **({"min_tensorrt": trt} if (trt := min_tensorrt(s.opset)) else {}),
+        **({"min_tensorrt": trt} if (trt := oldest_tensorrt_for_opset(s.opset)) else {}),   # every op we emit parses there
     }
 
 

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from export.lint import PARSER_RULES, lint, rules_for, target_version
+from export.lint import PARSER_RULES, lint, oldest_tensorrt_for_opset, rules_for, target_version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +46,16 @@ def test_rules_table_per_version():
         rules_for("8.5")
     with pytest.raises(ValueError, match="MAJOR.MINOR"):
         rules_for("ten")
+
+
+def test_oldest_tensorrt_for_opset_is_the_first_row_that_parses_it():
+    assert [oldest_tensorrt_for_opset(o) for o in (13, 17, 18, 20, 21, 24, 25)] == \
+        ["8.6", "8.6", "10.0", "10.0", "10.15", "10.15", None]
+    for opset in range(13, 25):   # the version named really takes the opset, and the row before it does not
+        since = oldest_tensorrt_for_opset(opset)
+        assert rules_for(since).max_opset >= opset
+        older = [r for r in PARSER_RULES if r.since < rules_for(since).since]
+        assert all(r.max_opset < opset for r in older)
 
 
 def test_opset_ceiling_and_default_target_from_metadata():
