@@ -3,9 +3,10 @@
 The body is quantized (ModelOpt runs it in ONNX Runtime on CPU); the FP32 tail is re-attached as is.
 Default method "mixed": ModelOpt's entropy calibration, then each activation range re-chosen among entropy,
 percentile and max by measured quantization error (calibration/ranges.py).
-Nodes that stay unquantized keep FP32 (high_precision_dtype fp32): ModelOpt 0.47's FP16 high-precision
-output (opset 19, FP16 Q/DQ scales) scored AP 0.342 instead of 0.770 on ONNX Runtime CPU for shapes_d0
-(/work/coord/issue14-exp-fp16q.txt), so it is not used until that is understood.
+Unquantized math is FP16 (ModelOpt's high_precision_dtype; the strongly typed twin of `--int8 --fp16`) except
+the op types of calibration/fp16.py:FP32_OPS; the tail stays FP32. ModelOpt writes that at opset 19 with FP16
+Q/DQ scales; calibration/opset17.py rewrites it to opset 17 (FP32 scales between Casts), which is also the
+form ONNX Runtime's CPU kernels compute correctly (its FP16 QuantizeLinear truncates: AP 0.342 instead of 0.769).
 """
 from __future__ import annotations
 
@@ -50,8 +51,24 @@ def _quiet_modelopt() -> None:
 
 
 def quantize_body(parts: SplitGraph, data: np.ndarray, method: str, exclude: list[str],
-                  only: list[str] | None = None) -> onnx.ModelProto:
-    """The body with Q/DQ inserted by ModelOpt; `exclude`/`only` are exact node names."""
+                  only: list[str] | None = None, high_precision: str = "fp16") -> onnx.ModelProto:
+    """The body with Q/DQ inserted by ModelOpt, ranges refined ("mixed"), at opset 17; `exclude`/`only` are
+    exact node names; unquantized math in `high_precision` ("fp16" | "fp32")."""
+    from calibration.opset17 import to_opset17
+
+    body = modelopt_body(parts, data, method, exclude, only, high_precision)
+    if method == "mixed":
+        from calibration.ranges import refine_ranges
+
+        body, _ = refine_ranges(body, parts.body, data)
+    return to_opset17(body)
+
+
+def modelopt_body(parts: SplitGraph, data: np.ndarray, method: str, exclude: list[str],
+                  only: list[str] | None = None, high_precision: str = "fp16") -> onnx.ModelProto:
+    """ModelOpt's output as it writes it (opset 19)."""
+    from calibration.fp16 import FP32_OPS
+
     quantization = lazy_import("modelopt.onnx.quantization", "'nvidia-modelopt[onnx]'")
     _quiet_modelopt()
     input_name = parts.body.graph.input[0].name
@@ -60,16 +77,12 @@ def quantize_body(parts: SplitGraph, data: np.ndarray, method: str, exclude: lis
         onnx.save(parts.body, str(src))
         quantization.quantize(
             str(src), quantize_mode="int8", calibration_data={input_name: data},
-            calibration_method=METHODS[method], calibration_eps=["cpu"], high_precision_dtype="fp32",
+            calibration_method=METHODS[method], calibration_eps=["cpu"], high_precision_dtype=high_precision,
+            op_types_to_exclude_fp16=list(FP32_OPS),
             nodes_to_exclude=[f"^{re.escape(n)}$" for n in exclude] or None,
             nodes_to_quantize=[f"^{re.escape(n)}$" for n in only] if only is not None else None,
             output_path=str(dst), log_level="WARNING")
-        body = onnx.load(str(dst))
-    if method == "mixed":
-        from calibration.ranges import refine_ranges
-
-        body, _ = refine_ranges(body, parts.body, data)
-    return body
+        return onnx.load(str(dst))
 
 
 def sensitive_nodes(parts: SplitGraph) -> list[str]:
@@ -83,9 +96,9 @@ def sensitive_nodes(parts: SplitGraph) -> list[str]:
 def to_int8(model: onnx.ModelProto, data: np.ndarray, method: str = DEFAULT_METHOD, exclude: list[str] | None = None,
             parts: SplitGraph | None = None) -> onnx.ModelProto:
     """FP32 exported model + prepared calibration images [N, ...] -> Q/DQ INT8 model with the FP32 tail."""
-    from calibration.opset17 import MIN_TENSORRT, to_opset17
+    from calibration.opset17 import MIN_TENSORRT
 
     parts = parts or split(model)
     body = quantize_body(parts, data, method, sensitive_nodes(parts) if exclude is None else exclude)
-    return join(parts, to_opset17(body), {"precision": "int8", "calibration_method": method,
+    return join(parts, body, {"precision": "int8", "calibration_method": method,
                                           "calibration_images": str(len(data)), "min_tensorrt": MIN_TENSORRT})

@@ -90,20 +90,26 @@ def choose(counts: np.ndarray, top: float, entropy_amax: float) -> tuple[str, fl
 
 def refine_ranges(quantized: onnx.ModelProto, body: onnx.ModelProto, data: np.ndarray
                   ) -> tuple[onnx.ModelProto, RangeChoice]:
-    """`quantized` (ModelOpt entropy Q/DQ body) with each activation scale replaced by the best candidate.
-    Q and its DQ share one scale initializer (checked), so both change together. Weight scales untouched."""
+    """`quantized` (ModelOpt entropy Q/DQ body) with each activation scale replaced by the best candidate, in
+    the Q and in every DQ reading it (ModelOpt's FP16 output gives each its own scale initializer).
+    Weight scales untouched."""
     known = {o for n in body.graph.node for o in n.output} | {i.name for i in body.graph.input}
     quantizers = [q for q in activation_quantizers(quantized) if q.input[0] in known]
     stats = histograms(body, list(dict.fromkeys(q.input[0] for q in quantizers)), data)
     inits = {t.name: t for t in quantized.graph.initializer}
+    readers: dict[str, list[str]] = {}
+    for node in quantized.graph.node:
+        if node.op_type == "DequantizeLinear":
+            readers.setdefault(node.input[0], []).append(node.input[1])
     choice = RangeChoice()
     for q in quantizers:
-        scale_init = inits[q.input[1]]
-        old = numpy_helper.to_array(scale_init)
+        old = numpy_helper.to_array(inits[q.input[1]])
         if old.size != 1:
-            continue   # per-channel activation scales are not produced for activations; leave any as is
+            continue   # activations are quantized per tensor; leave anything else as ModelOpt wrote it
         how, amax = choose(*stats[q.input[0]], entropy_amax=float(old.reshape(())) * 127)
         choice.chosen[q.input[0]] = how
-        scale_init.CopyFrom(numpy_helper.from_array(np.asarray(amax / 127, dtype=old.dtype).reshape(old.shape),
-                                                    scale_init.name))
+        for name in dict.fromkeys([q.input[1], *readers.get(q.output[0], [])]):
+            scale = numpy_helper.to_array(inits[name])
+            inits[name].CopyFrom(numpy_helper.from_array(np.asarray(amax / 127, dtype=scale.dtype).reshape(scale.shape),
+                                                         name))
     return quantized, choice

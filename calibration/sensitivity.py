@@ -1,4 +1,4 @@
-"""`--exclude auto`: measure which parts of the network INT8 hurts, and keep the worst in FP32.
+"""`--exclude auto`: measure which parts of the network INT8 hurts, and keep the worst out of INT8 (FP16 math).
 
 NVIDIA's EfficientDet sample kept a fixed list (stem and first blocks) in higher precision and still
 lost 4.2 AP (0.341 -> 0.299). Here each block (backbone stage, BiFPN cell, head tower, head output conv)
@@ -94,8 +94,8 @@ class SensitivityReport:
     def lines(self) -> list[str]:
         out = [f"all quantized: error {self.full_error:.4f} (target {self.target})"]
         for g, e in sorted(self.group_errors.items(), key=lambda kv: -kv[1]):
-            out.append(f"  {g:24s} alone: {e:.4f}{'  -> kept FP32' if g in self.excluded_groups else ''}")
-        out.append(f"final: error {self.final_error:.4f} with {len(self.excluded_groups)} group(s) in FP32")
+            out.append(f"  {g:24s} alone: {e:.4f}{'  -> kept out of INT8' if g in self.excluded_groups else ''}")
+        out.append(f"final: error {self.final_error:.4f} with {len(self.excluded_groups)} group(s) out of INT8")
         return out
 
 
@@ -122,7 +122,7 @@ def find_exclusions(parts: SplitGraph, calib: np.ndarray, holdout: np.ndarray, m
         report.excluded_nodes = [n for g in report.excluded_groups for n in groups[g]]
         body = quantize_body(parts, calib, method, report.excluded_nodes)
         report.final_error = error_of(parts, reference, body, holdout)
-        logger.info(f"sensitivity: keeping {group} in FP32 -> error {report.final_error:.4f}")
+        logger.info(f"sensitivity: keeping {group} out of INT8 -> error {report.final_error:.4f}")
         if report.final_error <= target:
             break
     return report, body

@@ -22,6 +22,7 @@ def run(model, x):
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
 
 
+
 def test_reduce_mean_axes_input_becomes_attribute_and_qdq_is_kept():
     """Squeeze-excite pooling: opset 18 takes axes as an input; TensorRT 8.6 would average over every axis."""
     inits = {"axes": np.array([2, 3], np.int64), "s": np.array(0.05, np.float32), "z": np.array(0, np.int8)}
@@ -38,10 +39,31 @@ def test_reduce_mean_axes_input_becomes_attribute_and_qdq_is_kept():
     assert run(down, x).shape == (1, 4, 1, 1)
 
 
+def test_fp16_qdq_becomes_fp32_qdq_between_casts():
+    """ModelOpt's FP16-math Q/DQ (FP16 scales, opset 19) -> FP32 scales with Casts around: the same values as
+    the FP32 Q/DQ of the same numbers, Cast to FP16 (what ONNX's QuantizeLinear defines: round half to even)."""
+    def qdq(dtype):
+        graph = helper.make_graph(
+            [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
+            "g", [helper.make_tensor_value_info("x", dtype, [9])], [helper.make_tensor_value_info("y", dtype, [9])],
+            [numpy_helper.from_array(np.array(np.float16(0.05), helper.tensor_dtype_to_np_dtype(dtype)), "s"),
+             numpy_helper.from_array(np.array(0, np.int8), "z")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    x = np.array([-7, -1, -0.03, 0, 0.024, 0.026, 1.234, 6.3, 9], np.float16)
+    down = to_opset17(qdq(TensorProto.FLOAT16))
+    assert [n.op_type for n in down.graph.node] == ["Cast", "QuantizeLinear", "DequantizeLinear", "Cast"]
+    assert {t.data_type for t in down.graph.initializer if t.name.startswith("s")} == {TensorProto.FLOAT}
+    got = run(down, x)
+    want = run(qdq(TensorProto.FLOAT), x.astype(np.float32)).astype(np.float16)
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, want)
+    assert got[5] == np.float16(0.05) and got[6] == np.float16(1.25)   # 0.52 and 24.68 steps round up
+
+
 def test_refuses_what_opset17_cannot_say():
-    fp16_scale = {"s": np.array(0.05, np.float16), "z": np.array(0, np.int8)}
-    with pytest.raises(DeployError, match="float32"):
-        to_opset17(model_of([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])], fp16_scale))
+    computed_scale = [helper.make_node("Abs", ["x"], ["s"]), helper.make_node("QuantizeLinear", ["x", "s"], ["y"])]
+    with pytest.raises(DeployError, match="constant"):
+        to_opset17(model_of(computed_scale, {}))
     antialias = [helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="linear", antialias=1)]
     with pytest.raises(DeployError, match="antialias"):
         to_opset17(model_of(antialias, {"sc": np.array([1, 1, 2, 2], np.float32)}))
