@@ -20,6 +20,7 @@ from calibration.fp16 import FP32_OPS
 from calibration.opset17 import to_opset17
 from calibration.sensitivity import detections_of, find_exclusions, node_group
 from effdet.synthetic import evaluate_on_synthetic, render
+from export.lint import lint
 from quantize_helpers import AP_SEED, CALIB_IMAGES, HOLDOUT_SEED, shapes_files
 from runtime.agreement import agreement
 from runtime.detector import Detector
@@ -158,6 +159,7 @@ def test_tail_is_identical_and_metadata_says_how(files):
         model = onnx.load(str(files[precision]))
         assert [o.version for o in model.opset_import if o.domain == ""] == [17]
         assert {p.key: p.value for p in model.metadata_props}["min_tensorrt"] == "8.6"
+        assert lint(model) == []      # the parser rules of the file's min_tensorrt (ReduceMean axes, Q/DQ, ...)
     meta = {p.key: p.value for p in onnx.load(str(files["int8"])).metadata_props}
     assert meta["calibration_method"] == "mixed" and meta["calibration_images"] == str(CALIB_IMAGES)
     excluded = json.loads(meta["excluded_nodes"])
