@@ -26,10 +26,12 @@ import numpy as np
 import onnx
 from onnx import defs, helper, numpy_helper
 
+from export.lint import oldest_tensorrt_for_opset
 from runtime.errors import DeployError
 
 TARGET = 17
-MIN_TENSORRT = "8.6"     # metadata `min_tensorrt` of files written at TARGET: the oldest parser that reads them
+MIN_TENSORRT: str = oldest_tensorrt_for_opset(TARGET) or ""   # metadata `min_tensorrt`, from lint's parser table
+assert MIN_TENSORRT, "export/lint.py PARSER_RULES must cover opset 17"
 IR_VERSION = 8          # ONNX 1.12's IR, the one paired with opset 17
 REDUCE_OPS = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
               "ReduceLogSumExp", "ReduceSumSquare"}   # ReduceSum moved axes to an input at opset 13 already
