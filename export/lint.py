@@ -63,7 +63,9 @@ PARSER_RULES = (
     ParserRules((10, 15), "onnx-tensorrt docs/operators.md at TensorRT 10.15 ('opset 9 to opset 24')",
                 max_opset=24, topk_max_k=3839, reduce_axes_input="constant"),
     ParserRules((11, 0), "no 11.x operators.md read: 10.15's rules kept (TensorRT v11.0 CHANGELOG lists parser "
-                "additions only)", max_opset=24, topk_max_k=3839, reduce_axes_input="constant"),
+                "additions only; opset 25 arrived in 11.5)", max_opset=24, topk_max_k=3839, reduce_axes_input="constant"),
+    ParserRules((11, 5), "TensorRT v11.5 release notes ('Added support for ONNX opset 25'); NVIDIA ONNX Opset Guide "
+                "for 11.x: maximum opset 25", max_opset=25, topk_max_k=3839, reduce_axes_input="constant"),
 )
 DEFAULT_TRT = "8.6"
 

@@ -49,8 +49,8 @@ def test_rules_table_per_version():
 
 
 def test_oldest_tensorrt_for_opset_is_the_first_row_that_parses_it():
-    assert [oldest_tensorrt_for_opset(o) for o in (13, 17, 18, 20, 21, 24, 25)] == \
-        ["8.6", "8.6", "10.0", "10.0", "10.15", "10.15", None]
+    assert [oldest_tensorrt_for_opset(o) for o in (13, 17, 18, 20, 21, 24, 25, 26)] == \
+        ["8.6", "8.6", "10.0", "10.0", "10.15", "10.15", "11.5", None]
     for opset in range(13, 25):   # the version named really takes the opset, and the row before it does not
         since = oldest_tensorrt_for_opset(opset)
         assert rules_for(since).max_opset >= opset
