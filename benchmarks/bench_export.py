@@ -13,7 +13,10 @@ the 0.001 threshold - the worst case for the tail), score threshold 0.001, 2 thr
 
 Calls are interleaved (benchmarks/interleaved.py) because the machine is shared.
 
-    .venv/bin/python benchmarks/bench_export.py [--rounds 10] [--threads 2]
+    .venv/bin/python benchmarks/bench_export.py [--rounds 10] [--threads 2] [--effdet-onnx FILE]
+
+`--effdet-onnx`: the real `effdet` package's bare D0 network, made in a separate venv by
+benchmarks/effdet_bare_onnx.py (its docstring has the commands); timed beside the others.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from interleaved import interleaved_ms  # noqa: E402
 
 SIZE, THRESH = 512, 0.001
+EFFDET = "effdet (PyPI) bare network, torch.onnx"
 
 
 def bare_export(model: torch.nn.Module, path: Path) -> Path:
@@ -61,6 +65,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--effdet-onnx", type=Path, help="effdet's bare D0 network (benchmarks/effdet_bare_onnx.py)")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -69,6 +74,8 @@ def main() -> None:
     torch.save(model.state_dict(), tmp / "d0.pth")
     files = exports(tmp, tmp / "d0.pth")
     files["bare"] = bare_export(model, tmp / "bare.onnx")
+    if args.effdet_onnx:
+        files["effdet"] = args.effdet_onnx
     sessions = {name: create_session(path, threads=args.threads) for name, path in files.items()}
     x1 = np.random.default_rng(0).uniform(0, 255, (1, 3, SIZE, SIZE)).astype(np.float32)
     x8 = np.random.default_rng(1).uniform(0, 255, (8, 3, SIZE, SIZE)).astype(np.float32)
@@ -80,6 +87,8 @@ def main() -> None:
         "dynamic --nms onnx, batch 1": lambda: sessions["onnx_dynamic"].run(None, {"images": x1}),
         "dynamic --nms onnx, batch 8 (per image)": lambda: sessions["onnx_dynamic"].run(None, {"images": x8}),
     }
+    if args.effdet_onnx:
+        calls[EFFDET] = lambda: sessions["effdet"].run(None, {"images": x1 - 128.0})   # normalized-range input
     ms = interleaved_ms(calls, args.rounds)
     ms["dynamic --nms onnx, batch 8 (per image)"] /= 8
     base = ms["network alone (--nms none --no-preprocess)"]
@@ -90,6 +99,8 @@ def main() -> None:
     b1, b8 = ms["dynamic --nms onnx, batch 1"], ms["dynamic --nms onnx, batch 8 (per image)"]
     print(f"  batch-8 / batch-1 per-image throughput: {b1 / b8:.2f}")
     print(f"  full --nms onnx vs bare network stand-in: {ms['full --nms onnx'] / ms['bare network stand-in (unfused, torch.onnx)']:.2f}x")
+    if EFFDET in ms:
+        print(f"  full --nms onnx vs effdet's bare network: {ms['full --nms onnx'] / ms[EFFDET]:.2f}x")
 
 
 if __name__ == "__main__":
