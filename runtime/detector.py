@@ -52,9 +52,8 @@ def load_backend(name: str, path: str | Path, device: str | None, **kwargs: Any)
     if name not in BACKENDS:
         raise DeployError(f"unknown backend '{name}'; known: {', '.join(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
-    backend_cls = getattr(importlib.import_module(module), cls)
-    backend: Backend = backend_cls(path, device, **kwargs)
-    return backend
+    backend_cls: type[Backend] = getattr(importlib.import_module(module), cls)
+    return backend_cls(path, device, **kwargs)
 
 
 class Detector:
@@ -90,12 +89,12 @@ class Detector:
     def close(self) -> None:
         self.backend.close()
 
-    def detect(self, images: Any, score_threshold: float | None = None, iou_threshold: float | None = None,
+    def detect(self, images: object, score_threshold: float | None = None, iou_threshold: float | None = None,
                max_detections: int | None = None) -> Any:
         """One image (HxWx3 uint8 RGB array or PIL image) -> Detections; a list -> list of Detections.
         Filters given here replace the Detector's for this call (None: the Detector's)."""
         single = not isinstance(images, (list, tuple))
-        batch_list: list[Any] = [images] if single else list(images)
+        batch_list: list[object] = list(images) if isinstance(images, (list, tuple)) else [images]   # narrowed for mypy
         if not batch_list:
             raise DeployError("detect() got an empty list of images")
         check_filters(score_threshold, iou_threshold, max_detections)
@@ -112,7 +111,8 @@ class Detector:
         self.timings = totals
         return results[0] if single else results
 
-    def _detect_chunk(self, images: list[Any], min_batch: int, filters: tuple[Any, Any, Any]) -> list[Detections]:
+    def _detect_chunk(self, images: list[object], min_batch: int,
+                      filters: tuple[float | None, float | None, int | None]) -> list[Detections]:
         t0 = time.perf_counter()
         boxes_in = [letterbox(check_image(im), self.info.image_size, self.info.mean) for im in images]
         batch = prepare_batch([p[0] for p in boxes_in], self.info, min_batch)
