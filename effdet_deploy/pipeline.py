@@ -137,13 +137,9 @@ def _synthetic_calibration(run: Run) -> Path | None:
 
 def build_engines(run: Run) -> None:
     from runtime.gpu import cuda_device_count
-    from runtime.trt_compat import require_tensorrt
+    from runtime.trt_compat import tensorrt_available
 
-    try:
-        available = bool(require_tensorrt()) and cuda_device_count() > 0
-    except DeployError:                  # not installed, or only its type stubs
-        available = False
-    if not available:
+    if not (tensorrt_available() and cuda_device_count() > 0):   # not installed, only its stubs, or no GPU
         run.notes.append("TensorRT engines not built: TensorRT or an NVIDIA GPU is not available on this machine "
                          "(build them with `effdet-deploy build --onnx FILE` where TensorRT is installed)")
         return

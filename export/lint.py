@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from runtime.trt_compat import version_tuple
+
 # Ops the TensorRT 10.x ONNX parser imports natively, from onnx-tensorrt `docs/operators.md`
 # (10.1-GA and 10.15; the subset an EfficientDet graph and its post-processing can contain, plus common
 # neighbours). Per-branch exceptions are in ParserRules.missing_ops.
@@ -73,10 +75,10 @@ DEFAULT_TRT = "8.6"
 def rules_for(trt_version: str) -> ParserRules:
     """The table row for a TensorRT version ('10.3', '10.13.0.35'); ValueError below 8.6 or unparsable."""
     try:
-        major, minor = (int(v) for v in (trt_version.split(".") + ["0"])[:2])
+        version = version_tuple(trt_version)
     except ValueError:
         raise ValueError(f"TensorRT version '{trt_version}' is not MAJOR.MINOR") from None
-    rows = [r for r in PARSER_RULES if r.since <= (major, minor)]
+    rows = [r for r in PARSER_RULES if r.since <= version]
     if not rows:
         raise ValueError(f"TensorRT {trt_version} is older than the oldest supported (8.6)")
     return rows[-1]

@@ -35,6 +35,15 @@ def require_tensorrt() -> str:
     return trt.__version__
 
 
+def tensorrt_available() -> bool:
+    """Whether the TensorRT library (not only its stubs) imports here; require_tensorrt() says why not."""
+    try:
+        require_tensorrt()
+    except DeployError:
+        return False
+    return True
+
+
 def version_tuple(version: str) -> tuple[int, int]:
     """'10.13.0.35' -> (10, 13)."""
     parts = (version.split(".") + ["0"])[:2]

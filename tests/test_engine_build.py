@@ -13,7 +13,7 @@ from runtime.detector import Detector
 from runtime.engine_sidecar import check_engine, read_sidecar, write_sidecar
 from runtime.errors import DeployError
 from runtime.gpu import cuda_device_count
-from runtime.trt_compat import network_flags, precision_builder_flags, wants_strong_typing
+from runtime.trt_compat import network_flags, precision_builder_flags, tensorrt_available, wants_strong_typing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,7 +179,7 @@ def test_version_compatible_engines_follow_the_cross_major_rule(engine):
 
 
 def test_engine_without_tensorrt_is_one_clear_error(engine):
-    if _has_tensorrt():
+    if tensorrt_available():
         pytest.skip("TensorRT is installed here")
     out = subprocess.run([sys.executable, "-m", "effdet_deploy", "infer", "--model", str(engine), "--input",
                           str(ROOT / "assets" / "demo.jpg"), "--output", str(engine.parent / "out")],
@@ -187,15 +187,7 @@ def test_engine_without_tensorrt_is_one_clear_error(engine):
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "tensorrt" in out.stderr.lower()
 
 
-def _has_tensorrt() -> bool:
-    try:
-        import tensorrt
-        return hasattr(tensorrt, "__version__")
-    except ImportError:
-        return False
-
-
-needs_trt = pytest.mark.skipif(not (_has_tensorrt() and cuda_device_count()),
+needs_trt = pytest.mark.skipif(not (tensorrt_available() and cuda_device_count()),
                                reason="needs TensorRT and an NVIDIA GPU (not on this machine)")
 
 

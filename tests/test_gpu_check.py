@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import DeployError
 from runtime.gpu import cuda_device_count
+from runtime.trt_compat import tensorrt_available
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
@@ -17,23 +17,13 @@ sys.modules["gpu_check"] = gpu_check          # dataclasses look their module up
 spec.loader.exec_module(gpu_check)
 
 
-def _has_tensorrt() -> bool:
-    from runtime.trt_compat import require_tensorrt
-
-    try:
-        require_tensorrt()
-        return True
-    except DeployError:
-        return False
-
-
-@pytest.mark.skipif(_has_tensorrt() and cuda_device_count() > 0, reason="TensorRT and a GPU are here")
+@pytest.mark.skipif(tensorrt_available() and cuda_device_count() > 0, reason="TensorRT and a GPU are here")
 def test_without_tensorrt_or_gpu_one_line_exit_2(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--output", str(tmp_path / "g")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert out.stderr.startswith("gpu-check: cannot run here: ")
-    assert ("TensorRT" in out.stderr) != _has_tensorrt() and ("no NVIDIA GPU" in out.stderr) == (cuda_device_count() == 0)
+    assert ("TensorRT" in out.stderr) != tensorrt_available() and ("no NVIDIA GPU" in out.stderr) == (cuda_device_count() == 0)
     assert not (tmp_path / "g").exists()
 
 
