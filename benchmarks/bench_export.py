@@ -11,7 +11,7 @@ the 0.001 threshold - the worst case for the tail), score threshold 0.001, 2 thr
 - full `--nms efficient` file (the plugin run on CPU by the numpy reference op), batch 1;
 - a dynamic-batch `--nms onnx` file at batch 1 and batch 8: per-image throughput ratio.
 
-Calls are interleaved (benchmarks/interleaved.py) because the machine is shared.
+Calls are interleaved (benchmarks/timing.py: interleaved_ms) because the machine is shared.
 
     .venv/bin/python benchmarks/bench_export.py [--rounds 10] [--threads 2] [--effdet-onnx FILE]
 
@@ -37,7 +37,7 @@ from export.settings import ExportSettings
 from runtime.onnx_session import create_session
 
 sys.path.insert(0, str(Path(__file__).parent))
-from interleaved import interleaved_ms  # noqa: E402
+from timing import interleaved_ms  # noqa: E402
 
 SIZE, THRESH = 512, 0.001
 EFFDET = "effdet (PyPI) bare network, torch.onnx"

@@ -29,7 +29,7 @@ from runtime.anchors import generate_anchors
 from runtime.nms import NMSParams, efficient_nms
 
 sys.path.insert(0, str(Path(__file__).parent))
-from interleaved import interleaved_ms  # noqa: E402
+from timing import interleaved_ms  # noqa: E402
 
 THRESH, IOU, K_OUT = 0.001, 0.5, 100
 
