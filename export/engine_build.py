@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 from runtime.log import logger
+from runtime.model_info import DYNAMIC_BATCH, batch_profile
 from runtime.trt_compat import (has_legacy_precision_flags, network_flags, parser_error_text,
                                 precision_builder_flags, require_tensorrt, strong_typing_available,
                                 wants_strong_typing)
@@ -99,9 +100,9 @@ def profile_shapes(s: BuildSettings, name: str, dims: tuple[int, ...], meta: dic
             raise DeployError(f"{s.onnx}: give {', '.join(missing)} for '{name}' as well")
         return s.min_shapes[name], s.opt_shapes[name], s.max_shapes[name]
     batch = meta.get("batch", "")
-    if not batch.startswith("dynamic:") or dims.count(-1) != 1 or dims[0] != -1:
+    if not batch.startswith(DYNAMIC_BATCH) or dims.count(-1) != 1 or dims[0] != -1:
         raise DeployError(f"{s.onnx}: input '{name}' {dims} is dynamic; give --minShapes/--optShapes/--maxShapes")
-    lo, opt, hi = (int(v) for v in batch[len("dynamic:"):].split(","))
+    lo, opt, hi = batch_profile(batch)
     rest = dims[1:]
     return (lo, *rest), (opt, *rest), (hi, *rest)
 

@@ -23,6 +23,7 @@ from export.rewrite import fold_pads_into_pools
 from export.settings import NMS_KINDS, ONNX_PRE_NMS_TOP_K_MAX, ExportSettings
 from runtime.errors import DeployError
 from runtime.log import logger
+from runtime.model_info import DYNAMIC_BATCH
 from runtime.thresholds import check_filters
 from runtime.nms import PLUGIN_TOP_K
 
@@ -75,7 +76,7 @@ def metadata(s: ExportSettings, model_cfg, num_anchors: int) -> dict[str, str]: 
         "num_classes": str(model_cfg.num_classes), "class_names": json.dumps(list(s.class_names or model_cfg.class_names)),
         "num_anchors": str(num_anchors), "nms": s.nms, "score_threshold": str(s.score_threshold),
         "iou_threshold": str(s.iou_threshold), "max_detections": str(s.max_detections),
-        "batch": "dynamic:" + ",".join(map(str, s.dynamic_batch)) if s.dynamic_batch else str(s.batch),
+        "batch": DYNAMIC_BATCH + ",".join(map(str, s.dynamic_batch)) if s.dynamic_batch else str(s.batch),
         "precision": "fp32", "toolkit": "efficientdet-deploy", "toolkit_version": TOOLKIT_VERSION,
         "pre_nms_top_k": str(s.resolved_pre_nms_top_k()),
         **({"min_tensorrt": trt} if (trt := oldest_tensorrt_for_opset(s.opset)) else {}),   # every op we emit parses there

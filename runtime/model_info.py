@@ -9,6 +9,15 @@ from runtime.errors import DeployError
 
 RAW_OUTPUTS = ("boxes", "scores")
 NMS_OUTPUTS = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
+DYNAMIC_BATCH = "dynamic:"   # metadata `batch`: "N" (static) or "dynamic:MIN,OPT,MAX"
+
+
+def batch_profile(value: str) -> tuple[int, int, int]:
+    """Metadata `batch` -> (min, opt, max): "dynamic:1,4,8" -> (1, 4, 8), "2" -> (2, 2, 2); ValueError if malformed."""
+    if value.startswith(DYNAMIC_BATCH):
+        lo, opt, hi = (int(v) for v in value[len(DYNAMIC_BATCH):].split(","))
+        return lo, opt, hi
+    return int(value), int(value), int(value)
 
 
 @dataclass(frozen=True)
@@ -41,11 +50,7 @@ class ModelInfo:
             raise DeployError(f"{source}: not an efficientdet-deploy export (metadata lacks {', '.join(missing)})")
         try:
             h, w = (int(v) for v in meta["image_size"].split(","))
-            batch = meta.get("batch", "1")
-            if batch.startswith("dynamic:"):
-                lo, _, hi = (int(v) for v in batch[len("dynamic:"):].split(","))
-            else:
-                lo = hi = int(batch)
+            lo, _, hi = batch_profile(meta.get("batch", "1"))
             return cls(
                 model=meta["model"], image_size=(h, w), mean=tuple(json.loads(meta["mean"])),
                 std=tuple(json.loads(meta["std"])), num_classes=int(meta["num_classes"]),

@@ -341,3 +341,14 @@ def test_build_warns_what_the_lint_finds_for_the_installed_tensorrt(tmp_path, ca
         _warn_lint(path, "10.3.0")
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1 and "opset 19 is above TensorRT 8.6.1's parser range" in messages[0]
+
+
+def test_batch_metadata_reads_the_same_for_export_runtime_and_build():
+    from runtime.model_info import ModelInfo, batch_profile
+
+    assert batch_profile("dynamic:1,4,8") == (1, 4, 8) and batch_profile("2") == (2, 2, 2)
+    meta = {"model": "m", "image_size": "64,64", "mean": "[0,0,0]", "std": "[1,1,1]", "num_classes": "1",
+            "batch": "dynamic:2,3,6"}
+    assert ModelInfo.from_metadata(meta, "f.onnx").batch == (2, 6)
+    with pytest.raises(DeployError, match="malformed metadata"):
+        ModelInfo.from_metadata({**meta, "batch": "dynamic:2,x,6"}, "f.onnx")
