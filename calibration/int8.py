@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from calibration.graph_split import SplitGraph, join, split
+from calibration.graph_split import SplitGraph
 from runtime.lazy import lazy_import
 
 METHODS = {"mixed": "entropy", "entropy": "entropy", "max": "max", "minmax": "max"}   # ours -> ModelOpt's
@@ -91,14 +91,3 @@ def sensitive_nodes(parts: SplitGraph) -> list[str]:
 
     groups = groups_of(parts.body)
     return [n for g in SENSITIVE_GROUPS for n in groups.get(g, [])]
-
-
-def to_int8(model: onnx.ModelProto, data: np.ndarray, method: str = DEFAULT_METHOD, exclude: list[str] | None = None,
-            parts: SplitGraph | None = None) -> onnx.ModelProto:
-    """FP32 exported model + prepared calibration images [N, ...] -> Q/DQ INT8 model with the FP32 tail."""
-    from calibration.opset17 import MIN_TENSORRT
-
-    parts = parts or split(model)
-    body = quantize_body(parts, data, method, sensitive_nodes(parts) if exclude is None else exclude)
-    return join(parts, body, {"precision": "int8", "calibration_method": method,
-                                          "calibration_images": str(len(data)), "min_tensorrt": MIN_TENSORRT})
