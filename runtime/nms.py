@@ -96,21 +96,20 @@ def _top_rows(best: np.ndarray, k: int, keep_ties: bool) -> np.ndarray:
     """Anchors with the k highest `best`. keep_ties (plugin): also every anchor tied with the k-th, in
     anchor order - a superset that surely holds the global top-k pairs. Else (the graph's TopK): exactly
     k, in (best desc, anchor asc) order."""
-    if not keep_ties:
-        return _top_positions(best, k)
-    if len(best) <= k:
-        return np.arange(len(best))
-    return np.flatnonzero(best >= np.partition(best, len(best) - k)[len(best) - k])
+    return _top_k_with_ties(best, k) if keep_ties else _top_positions(best, k)
+
+
+def _top_k_with_ties(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions (ascending) of every value >= the k-th largest: partition, no full sort."""
+    if len(values) <= k:
+        return np.arange(len(values))
+    return np.flatnonzero(values >= np.partition(values, len(values) - k)[len(values) - k])
 
 
 def _top_positions(values: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k largest values, sorted by (value desc, position asc): a stable sort of -values
-    cut to k, without sorting everything (partition first, keeping the ties of the k-th value)."""
-    if len(values) > k:
-        kth = np.partition(values, len(values) - k)[len(values) - k]
-        pos = np.flatnonzero(values >= kth)
-    else:
-        pos = np.arange(len(values))
+    cut to k, without sorting everything."""
+    pos = _top_k_with_ties(values, k)
     return pos[np.argsort(-values[pos], kind="stable")][:k]
 
 
