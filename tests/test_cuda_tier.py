@@ -155,16 +155,27 @@ def test_the_current_device_belongs_to_the_thread():
 
 
 def test_torch_backend_on_cuda_matches_cpu():
+    """The same detections on cuda as on cpu. cuDNN convolutions use TF32 by default (PyTorch's
+    allow_tf32 for cudnn), so scores move by ~1e-4: a detection scored right at the threshold may be kept on
+    one device and not the other (seen on an H100: 0.300019 on cpu, absent on cuda). Such borderline
+    detections are allowed; every other one must be matched with the same class, box and score."""
     _cuda()
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip(f"this PyTorch ({torch.__version__}) has no CUDA")
     from runtime import Detector
+    from runtime.agreement import match_pairs
 
     image = np.random.default_rng(0).integers(0, 255, (192, 256, 3), dtype=np.uint8)
     with Detector("shapes_d0", backend="torch", device="cpu") as cpu, \
             Detector("shapes_d0", backend="torch", device="cuda") as gpu:
         a, b = cpu.detect(image), gpu.detect(image)
-    assert len(a) == len(b)
-    np.testing.assert_allclose(b.boxes, a.boxes, atol=0.5)
-    np.testing.assert_allclose(b.scores, a.scores, atol=1e-3)
+        threshold = cpu.score_threshold
+    pairs = match_pairs(a, b, iou_threshold=0.95)
+    assert len(pairs) >= 10                                    # something to compare
+    i, j = (np.array(k) for k in zip(*[(p[0], p[1]) for p in pairs]))
+    np.testing.assert_allclose(b.boxes[j], a.boxes[i], atol=0.5)
+    np.testing.assert_allclose(b.scores[j], a.scores[i], atol=2e-3)
+    for dets, matched in ((a, set(i.tolist())), (b, set(j.tolist()))):
+        unmatched = [float(dets.scores[k]) for k in range(len(dets)) if k not in matched]
+        assert all(s < threshold + 2e-3 for s in unmatched), f"unmatched detections above the threshold: {unmatched}"
