@@ -16,7 +16,9 @@ Calls are interleaved (benchmarks/timing.py: interleaved_ms) because the machine
     .venv/bin/python benchmarks/bench_export.py [--rounds 10] [--threads 2] [--effdet-onnx FILE]
 
 `--effdet-onnx`: the real `effdet` package's bare D0 network, made in a separate venv by
-benchmarks/effdet_bare_onnx.py (its docstring has the commands); timed beside the others.
+benchmarks/effdet_bare_onnx.py (its docstring has the commands); timed beside the others twice: in a session
+made like ours (runtime/onnx_session.py: on ONNX Runtime 1.24 that switches QuickGeluFusion off) and in a plain
+ONNX Runtime session with its default settings, as an effdet user would run it.
 """
 from __future__ import annotations
 
@@ -34,13 +36,14 @@ import torch
 from effdet import create_model
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
-from runtime.onnx_session import create_session
+from runtime.onnx_session import cpu_disabled_optimizers, create_session
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_ms  # noqa: E402
 
 SIZE, THRESH = 512, 0.001
 EFFDET = "effdet (PyPI) bare network, torch.onnx"
+EFFDET_DEFAULT = "effdet bare network, ORT default session"
 
 
 def bare_export(model: torch.nn.Module, path: Path) -> Path:
@@ -77,6 +80,11 @@ def main() -> None:
     if args.effdet_onnx:
         files["effdet"] = args.effdet_onnx
     sessions = {name: create_session(path, threads=args.threads) for name, path in files.items()}
+    if args.effdet_onnx:
+        plain = onnxruntime.SessionOptions()
+        plain.intra_op_num_threads = args.threads
+        sessions["effdet_default"] = onnxruntime.InferenceSession(str(args.effdet_onnx), plain,
+                                                                 providers=["CPUExecutionProvider"])
     x1 = np.random.default_rng(0).uniform(0, 255, (1, 3, SIZE, SIZE)).astype(np.float32)
     x8 = np.random.default_rng(1).uniform(0, 255, (8, 3, SIZE, SIZE)).astype(np.float32)
     calls = {
@@ -89,18 +97,23 @@ def main() -> None:
     }
     if args.effdet_onnx:
         calls[EFFDET] = lambda: sessions["effdet"].run(None, {"images": x1 - 128.0})   # normalized-range input
+        calls[EFFDET_DEFAULT] = lambda: sessions["effdet_default"].run(None, {"images": x1 - 128.0})
     ms = interleaved_ms(calls, args.rounds)
     ms["dynamic --nms onnx, batch 8 (per image)"] /= 8
     base = ms["network alone (--nms none --no-preprocess)"]
     print(f"D0 {SIZE}x{SIZE}, 90 classes, threshold {THRESH}, ONNX Runtime {onnxruntime.__version__} CPU, "
-          f"{args.threads} threads, torch {torch.__version__}; median of {args.rounds} interleaved rounds")
+          f"{args.threads} threads, torch {torch.__version__}; median of {args.rounds} interleaved rounds; "
+          f"our sessions switch off: {cpu_disabled_optimizers(onnxruntime.__version__) or 'nothing'}")
     for name, value in ms.items():
         print(f"  {name:46s} {value:8.1f} ms   {value / base:5.2f}x network alone")
     b1, b8 = ms["dynamic --nms onnx, batch 1"], ms["dynamic --nms onnx, batch 8 (per image)"]
     print(f"  batch-8 / batch-1 per-image throughput: {b1 / b8:.2f}")
     print(f"  full --nms onnx vs bare network stand-in: {ms['full --nms onnx'] / ms['bare network stand-in (unfused, torch.onnx)']:.2f}x")
     if EFFDET in ms:
-        print(f"  full --nms onnx vs effdet's bare network: {ms['full --nms onnx'] / ms[EFFDET]:.2f}x")
+        print(f"  full --nms onnx vs effdet's bare network, both in sessions like ours: "
+              f"{ms['full --nms onnx'] / ms[EFFDET]:.2f}x")
+        print(f"  full --nms onnx (our session) vs effdet's bare network (ORT defaults): "
+              f"{ms['full --nms onnx'] / ms[EFFDET_DEFAULT]:.2f}x")
 
 
 if __name__ == "__main__":
