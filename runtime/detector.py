@@ -120,17 +120,24 @@ class Detector:
         with self._lock:
             outputs = self.backend.run(batch)
         t2 = time.perf_counter()
-        results = [apply_filters(r, *filters) for r in self.postprocess(outputs, [p[1] for p in boxes_in])]
+        results = [apply_filters(r, *filters) for r in self.postprocess(outputs, [p[1] for p in boxes_in], filters[0])]
         self.timings = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": time.perf_counter() - t2}
         return results
 
-    def postprocess(self, outputs: dict[str, np.ndarray], boxes_in: list[Letterbox]) -> list[Detections]:
-        """Backend outputs -> Detections per image in original pixels (raw outputs get the numpy NMS)."""
+    def postprocess(self, outputs: dict[str, np.ndarray], boxes_in: list[Letterbox],
+                    score_filter: float | None = None) -> list[Detections]:
+        """Backend outputs -> Detections per image in original pixels (raw outputs get the numpy NMS).
+
+        score_filter: the score threshold applied afterwards, if any. The numpy NMS then starts from it instead of
+        the file's floor: the same detections above it (candidates are the same top-k prefix, and a box is only
+        ever suppressed by higher-scoring ones), without walking thousands of low scores (shapes_d0 at 0.001:
+        ~17 ms per image)."""
         if all(k in outputs for k in NMS_OUTPUTS):
             num, boxes, scores, classes = (outputs[k] for k in NMS_OUTPUTS)
         elif "boxes" in outputs and "scores" in outputs:
             info = self.info
-            params = NMSParams(score_threshold=info.score_threshold, iou_threshold=info.iou_threshold,
+            floor = max(info.score_threshold, score_filter or 0.0)
+            params = NMSParams(score_threshold=floor, iou_threshold=info.iou_threshold,
                                max_output_boxes=info.max_detections, score_activation=False,
                                top_k=info.pre_nms_top_k)
             num, boxes, scores, classes = efficient_nms(outputs["boxes"], outputs["scores"], None, params)

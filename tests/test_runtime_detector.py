@@ -178,3 +178,25 @@ def test_cli_works_without_torch_for_runtime_commands(files, tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("False") and (tmp_path / "o" / "demo.jpg.png").is_file()  # <image name>.png
+
+
+def test_numpy_nms_from_the_score_filter_keeps_the_same_detections():
+    """Raw outputs (torch backend, --nms none files): starting the numpy NMS at the user's score threshold instead
+    of the file's floor gives exactly the detections that filtering the floor's result gives - also when more
+    candidates pass than the pre-NMS top-k keeps (random scores: ~50k pairs >= 0.3 against k = 4096)."""
+    from runtime.letterbox import letterbox
+    from runtime.thresholds import apply_filters
+
+    image = np.random.default_rng(0).integers(0, 255, (192, 256, 3), dtype=np.uint8)
+    with Detector("shapes_d0", backend="torch", device="cpu") as d:
+        prepared, lb = letterbox(image, d.info.image_size, d.info.mean)
+        real = d.backend.run(prepared[None])
+        rng = np.random.default_rng(1)
+        crowded = {"boxes": real["boxes"], "scores": rng.uniform(0, 1, real["scores"].shape).astype(np.float32)}
+        for outputs, threshold, at_least in ((real, 0.3, 10), (crowded, 0.3, 100), (crowded, 0.9, 100)):
+            floor = apply_filters(d.postprocess(outputs, [lb])[0], threshold, None, None)
+            started = apply_filters(d.postprocess(outputs, [lb], threshold)[0], threshold, None, None)
+            assert len(floor) >= at_least and (started.scores >= threshold).all()
+            np.testing.assert_array_equal(started.boxes, floor.boxes)
+            np.testing.assert_array_equal(started.scores, floor.scores)
+            np.testing.assert_array_equal(started.classes, floor.classes)
