@@ -9,7 +9,8 @@ the 0.001 threshold - the worst case for the tail), score threshold 0.001, 2 thr
   "effdet's bare network exported by torch.onnx"; it is not effdet's code;
 - full `--nms onnx` file (preprocessing + network + two-stage top-k + decoding + NMS), batch 1;
 - full `--nms efficient` file (the plugin run on CPU by the numpy reference op), batch 1;
-- a dynamic-batch `--nms onnx` file at batch 1 and batch 8: per-image throughput ratio.
+- a dynamic-batch `--nms onnx` file at batch 1 and batch 8: per-image throughput ratio, beside the same
+  ratio of the dynamic network alone (what ONNX Runtime's convolutions do with a batch, tail or not).
 
 Calls are interleaved (benchmarks/timing.py: interleaved_ms) because the machine is shared.
 
@@ -60,7 +61,8 @@ def bare_export(model: torch.nn.Module, path: Path) -> Path:
 def exports(tmp: Path, ckpt: Path) -> dict[str, Path]:
     base = dict(model="d0", checkpoint=ckpt, image_size=(SIZE, SIZE), score_threshold=THRESH)
     settings = {"none": dict(nms="none", preprocess=False), "onnx": dict(nms="onnx"),
-                "efficient": dict(nms="efficient"), "onnx_dynamic": dict(nms="onnx", dynamic_batch=(1, 8, 8))}
+                "efficient": dict(nms="efficient"), "onnx_dynamic": dict(nms="onnx", dynamic_batch=(1, 8, 8)),
+                "none_dynamic": dict(nms="none", preprocess=False, dynamic_batch=(1, 8, 8))}
     return {name: export_onnx(ExportSettings(output=tmp / f"{name}.onnx", **base, **kw)) for name, kw in settings.items()}
 
 
@@ -94,12 +96,15 @@ def main() -> None:
         "full --nms efficient (numpy plugin op)": lambda: sessions["efficient"].run(None, {"images": x1}),
         "dynamic --nms onnx, batch 1": lambda: sessions["onnx_dynamic"].run(None, {"images": x1}),
         "dynamic --nms onnx, batch 8 (per image)": lambda: sessions["onnx_dynamic"].run(None, {"images": x8}),
+        "dynamic network alone, batch 1": lambda: sessions["none_dynamic"].run(None, {"images": x1}),
+        "dynamic network alone, batch 8 (per image)": lambda: sessions["none_dynamic"].run(None, {"images": x8}),
     }
     if args.effdet_onnx:
         calls[EFFDET] = lambda: sessions["effdet"].run(None, {"images": x1 - 128.0})   # normalized-range input
         calls[EFFDET_DEFAULT] = lambda: sessions["effdet_default"].run(None, {"images": x1 - 128.0})
     ms = interleaved_ms(calls, args.rounds)
     ms["dynamic --nms onnx, batch 8 (per image)"] /= 8
+    ms["dynamic network alone, batch 8 (per image)"] /= 8
     base = ms["network alone (--nms none --no-preprocess)"]
     print(f"D0 {SIZE}x{SIZE}, 90 classes, threshold {THRESH}, ONNX Runtime {onnxruntime.__version__} CPU, "
           f"{args.threads} threads, torch {torch.__version__}; median of {args.rounds} interleaved rounds; "
@@ -107,7 +112,8 @@ def main() -> None:
     for name, value in ms.items():
         print(f"  {name:46s} {value:8.1f} ms   {value / base:5.2f}x network alone")
     b1, b8 = ms["dynamic --nms onnx, batch 1"], ms["dynamic --nms onnx, batch 8 (per image)"]
-    print(f"  batch-8 / batch-1 per-image throughput: {b1 / b8:.2f}")
+    n1, n8 = ms["dynamic network alone, batch 1"], ms["dynamic network alone, batch 8 (per image)"]
+    print(f"  batch-8 / batch-1 per-image throughput: full --nms onnx {b1 / b8:.2f}, network alone {n1 / n8:.2f}")
     print(f"  full --nms onnx vs bare network stand-in: {ms['full --nms onnx'] / ms['bare network stand-in (unfused, torch.onnx)']:.2f}x")
     if EFFDET in ms:
         print(f"  full --nms onnx vs effdet's bare network, both in sessions like ours: "
