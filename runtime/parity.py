@@ -28,10 +28,15 @@ from runtime.thresholds import DEFAULT_SCORE_THRESHOLD
 # boxes and of scores, raw_box_mean = mean |box corner error| in network-input pixels. Measured on shapes_d0
 # at 256 on 6 scenes (CPU, ORT 1.24): FP32 1.2e-6 / 1.0000000 / 3e-6 px, FP16 7.7e-4 / 1.000000 / 0.003 px,
 # INT8 0.47 / 0.984 / 0.81 px; one backbone conv x-3 in FP32: 6.9e-3 / 0.99992 / 0.29 px (must fail).
-# FP32's box limit (0.1 px) leaves room for TF32 convolutions on GPUs (~5e-4 relative), not measured here.
+# FP32 on a GPU is TF32 by default (TensorRT sets BuilderFlag.TF32 unless told not to; cuDNN in PyTorch too).
+# Measured through PyTorch's cuDNN TF32 on an H200 (torch 2.11.0+cu130; benchmarks/gpu_tf32_raw_error.py),
+# shapes_d0 on 6 scenes vs CPU FP32: max score error 6.6e-4 / 6.1e-4 (256, unfused / fused), 6.5e-4 / 7.6e-4
+# (512); mean box error 0.0025-0.0037 px (256), 0.035 px (512); cosines >= 0.9999986. Hence FP32's score
+# limits 2e-3 (the 1e-3 they had left 1.3x room) and the 0.1 px mean box limit; the damaged conv still fails
+# every raw check. TF32 off: score errors <= 9e-7.
 TOLERANCES: dict[str, dict[str, float | None]] = {
-    "fp32": {"f1": 0.99, "mean_iou": 0.99, "score_atol": 1e-3, "box_atol": 0.5, "rtol": 1e-3, "score_delta": None,
-             "raw_score_atol": 1e-3, "raw_cosine": 0.99999, "raw_box_mean": 0.1},
+    "fp32": {"f1": 0.99, "mean_iou": 0.99, "score_atol": 2e-3, "box_atol": 0.5, "rtol": 1e-3, "score_delta": None,
+             "raw_score_atol": 2e-3, "raw_cosine": 0.99999, "raw_box_mean": 0.1},
     "fp16": {"f1": 0.97, "mean_iou": 0.98, "score_atol": 1e-2, "box_atol": 0.5, "rtol": 1e-2, "score_delta": None,
              "raw_score_atol": 1e-2, "raw_cosine": 0.9999, "raw_box_mean": 0.05},
     "int8": {"f1": 0.90, "mean_iou": 0.90, "score_atol": None, "box_atol": None, "rtol": None, "score_delta": 0.1,
