@@ -92,7 +92,7 @@ class RawCache:
             return None, note
         pairs = zip(self.kept if self.kept is not None else self.runner.outputs(self.images),
                     runner.outputs(self.images))
-        return compare_raw(pairs, limits), ""
+        return compare_raw(pairs, limits, info.image_size), ""
 
 
 def side_by_side(image: np.ndarray, left: Detections, right: Detections, titles: tuple[str, str],

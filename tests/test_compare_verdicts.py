@@ -85,9 +85,9 @@ def test_detection_level_needs_enough_matches():
 def test_raw_level_judges_every_anchor():
     rng = np.random.default_rng(0)
     boxes, scores = rng.uniform(0, 100, (50, 4)).astype(np.float32), rng.uniform(0, 0.01, (50, 3)).astype(np.float32)
-    same = compare_raw([((boxes, scores), (boxes, scores))], TOLERANCES["fp32"])
+    same = compare_raw([((boxes, scores), (boxes, scores))], TOLERANCES["fp32"], (256, 256))
     assert same and same.scores.cosine == pytest.approx(1.0) and same.anchors == 50
-    off = compare_raw([((boxes, scores), (boxes + 0.5, scores * 1.5))], TOLERANCES["fp32"])
+    off = compare_raw([((boxes, scores), (boxes + 0.5, scores * 1.5))], TOLERANCES["fp32"], (256, 256))
     assert not off and any("raw mean box error" in f for f in off.failures)
     result = compare_detections("t", "fp32", [_dets(MIN_MATCHED)], [_dets(MIN_MATCHED)])
     result.add_raw(off)
@@ -136,3 +136,14 @@ def test_pipeline_compare_of_a_model_not_trained_on_the_scenes_is_inconclusive(t
     assert parity["verdict"] == "INCONCLUSIVE" and parity["matched"] == 0 and parity["raw"]["pass"] is True
     assert any("not trained on them" in note for note in run.notes)
     assert EXIT_CODES[verdict_of([p["verdict"] for p in run.parity.values()])] == 3
+
+
+def test_raw_box_limit_grows_with_the_input_size():
+    """Box errors scale with the boxes: the same 0.07 px mean error passes at 512 (FP32 limit 0.1 px per 512)
+    and fails at 256 (0.05 px there)."""
+    rng = np.random.default_rng(1)
+    boxes, scores = rng.uniform(0, 100, (50, 4)).astype(np.float32), rng.uniform(0, 0.01, (50, 3)).astype(np.float32)
+    pair = [((boxes, scores), (boxes + np.float32(0.07), scores))]
+    assert compare_raw(pair, TOLERANCES["fp32"], (512, 512))
+    small = compare_raw(pair, TOLERANCES["fp32"], (256, 256))
+    assert not small and len(small.failures) == 1 and small.failures[0].endswith("> 0.05")

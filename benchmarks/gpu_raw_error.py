@@ -1,0 +1,71 @@
+"""How far a GPU's reduced-precision arithmetic moves the raw outputs (decoded boxes and sigmoid scores of every
+anchor) from CPU FP32: the evidence behind compare's FP32 and FP16 limits (runtime/parity.py:TOLERANCES).
+
+- FP32 with TF32 convolutions (TensorRT builds FP32 engines with TF32 by default on Ampere and later), and
+  with TF32 off;
+- FP16: the fused model and its input in half precision (like our strongly typed FP16 file, whose tail stays
+  FP32: decoding and sigmoid here run in FP32 too).
+Measured through PyTorch's cuDNN, not TensorRT. shapes_d0 at 256 and 512, 6 generated scenes of seed 23.
+
+    python benchmarks/gpu_raw_error.py        # needs a CUDA build of PyTorch and a GPU
+"""
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from effdet import create_model  # noqa: E402
+from effdet.predict import model_anchors, raw_outputs  # noqa: E402
+from effdet.synthetic import render  # noqa: E402
+from runtime.boxes import decode_boxes  # noqa: E402
+from runtime.letterbox import letterbox  # noqa: E402
+from runtime.parity import TOLERANCES, tensor_stats  # noqa: E402
+
+
+def half_raw_outputs(model: torch.nn.Module, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """raw_outputs with the network in FP16 (input normalized in FP32, then cast), decoding in FP32."""
+    c = model.config
+    x = (batch.astype(np.float32) - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
+    tensor = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to("cuda").half()
+    cls, box = model(tensor)
+    return decode_boxes(box.float().cpu().numpy(), model_anchors(model, batch.shape[1:3])), \
+        torch.sigmoid(cls.float()).cpu().numpy()
+
+
+def line(label: str, ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndarray]) -> str:
+    b, s = tensor_stats(ref[0], got[0]), tensor_stats(ref[1], got[1])
+    return (f"{label:28s} boxes max {b.max_abs:.3g} px mean {b.mean_abs:.3g} px cos {b.cosine:.9f} | "
+            f"scores max {s.max_abs:.3g} mean {s.mean_abs:.3g} cos {s.cosine:.9f}")
+
+
+def main() -> None:
+    if not torch.cuda.is_available():
+        sys.exit(f"gpu_raw_error: this PyTorch ({torch.__version__}) sees no CUDA GPU")
+    print("torch", torch.__version__, "on", torch.cuda.get_device_name(0))
+    for precision in ("fp32", "fp16"):
+        lim = TOLERANCES[precision]
+        print(f"{precision} raw limits: score max {lim['raw_score_atol']}, cosine {lim['raw_cosine']}, "
+              f"box mean {lim['raw_box_mean']} px")
+    for size in (256, 512):
+        cpu = create_model("shapes_d0", pretrained=True, image_size=size).eval()
+        images = np.stack([letterbox(render(23, i).image, (size, size), cpu.config.mean)[0] for i in range(6)])
+        for fused in (False, True):
+            model = copy.deepcopy(cpu).fuse() if fused else cpu
+            name = f"{size} {'fused' if fused else 'unfused'}"
+            with torch.no_grad():
+                ref = raw_outputs(model, images)
+                gpu = copy.deepcopy(model).to("cuda")
+                for tf32 in (True, False):
+                    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+                    print(line(f"{name} fp32 tf32={tf32}", ref, raw_outputs(gpu, images)))
+                if fused:
+                    print(line(f"{name} fp16", ref, half_raw_outputs(gpu.half(), images)))
+
+
+if __name__ == "__main__":
+    main()
