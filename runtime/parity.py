@@ -29,15 +29,17 @@ from runtime.thresholds import DEFAULT_SCORE_THRESHOLD
 # (box errors grow with the boxes, i.e. with the input size: the limit is scaled by max(H, W) / 512). Measured
 # on shapes_d0 at 256 on 6 scenes (CPU, ORT 1.24): FP32 1.2e-6 / 1.0000000 / 3e-6 px, FP16 7.7e-4 / 1.000000 /
 # 0.003 px, INT8 0.47 / 0.984 / 0.81 px; one backbone conv x-3 in FP32: 6.9e-3 / 0.99992 / 0.29 px (must fail).
-# On a GPU (H200, PyTorch cuDNN, benchmarks/gpu_raw_error.py; not TensorRT), against CPU FP32, 256 / 512:
-# FP32 with TF32 convolutions (TensorRT's FP32 default on Ampere and later) score error <= 6.6e-4 / 7.6e-4,
-# box mean 0.0037 / 0.035 px, cosines >= 0.9999986; FP16 (fused model in half) 1.9e-3 / 2.3e-3, 0.010 / 0.086
-# px, cosines >= 0.9999952. The limits leave ~3x over these at 512: FP32 scores 2e-3 (1e-3 left 1.3x), FP16
-# box mean 0.25 px per 512 (0.05 px would fail a correct FP16 GPU run at 512); the damaged conv still fails.
+# On a GPU (H200, PyTorch cuDNN, benchmarks/gpu_raw_error.py, 12 scenes; not TensorRT), against CPU FP32, at
+# 256 / 512: FP32 with TF32 convolutions (TensorRT's FP32 default on Ampere and later) raw score error <= 6.6e-4
+# / 1.15e-3, box mean 0.0029 / 0.053 px, cosines >= 0.9999992, matched detections box <= 0.013 px, score <=
+# 6.1e-4; FP16 (fused model in half) raw 1.9e-3 / 2.3e-3, 0.0075 / 0.090 px, cosines >= 0.9999952, detections
+# box <= 0.61 / 0.029 px, score <= 1.3e-3. The old limits failed or nearly failed correct runs (FP32 raw score
+# 1e-3, FP32 box mean 0.1 px at 512, FP16 box mean 0.05 px, FP16 detection box 0.5 px); these leave >= 2.5x
+# over the measurements, and the damaged conv still fails every raw check. One model measured: shapes_d0.
 TOLERANCES: dict[str, dict[str, float | None]] = {
     "fp32": {"f1": 0.99, "mean_iou": 0.99, "score_atol": 2e-3, "box_atol": 0.5, "rtol": 1e-3, "score_delta": None,
-             "raw_score_atol": 2e-3, "raw_cosine": 0.99999, "raw_box_mean": 0.1},
-    "fp16": {"f1": 0.97, "mean_iou": 0.98, "score_atol": 1e-2, "box_atol": 0.5, "rtol": 1e-2, "score_delta": None,
+             "raw_score_atol": 3e-3, "raw_cosine": 0.99999, "raw_box_mean": 0.15},
+    "fp16": {"f1": 0.97, "mean_iou": 0.98, "score_atol": 1e-2, "box_atol": 1.5, "rtol": 1e-2, "score_delta": None,
              "raw_score_atol": 1e-2, "raw_cosine": 0.9999, "raw_box_mean": 0.25},
     "int8": {"f1": 0.90, "mean_iou": 0.90, "score_atol": None, "box_atol": None, "rtol": None, "score_delta": 0.1,
              "raw_score_atol": None, "raw_cosine": 0.95, "raw_box_mean": 4.0},

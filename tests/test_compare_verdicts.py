@@ -139,11 +139,11 @@ def test_pipeline_compare_of_a_model_not_trained_on_the_scenes_is_inconclusive(t
 
 
 def test_raw_box_limit_grows_with_the_input_size():
-    """Box errors scale with the boxes: the same 0.07 px mean error passes at 512 (FP32 limit 0.1 px per 512)
-    and fails at 256 (0.05 px there)."""
+    """Box errors scale with the boxes: the same 0.1 px mean error passes at 512 (FP32 limit 0.15 px per 512)
+    and fails at 256 (0.075 px there)."""
     rng = np.random.default_rng(1)
     boxes, scores = rng.uniform(0, 100, (50, 4)).astype(np.float32), rng.uniform(0, 0.01, (50, 3)).astype(np.float32)
-    pair = [((boxes, scores), (boxes + np.float32(0.07), scores))]
+    pair = [((boxes, scores), (boxes + np.float32(0.1), scores))]
     assert compare_raw(pair, TOLERANCES["fp32"], (512, 512))
     small = compare_raw(pair, TOLERANCES["fp32"], (256, 256))
-    assert not small and len(small.failures) == 1 and small.failures[0].endswith("> 0.05")
+    assert not small and len(small.failures) == 1 and small.failures[0].endswith("> 0.075")
