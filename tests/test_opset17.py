@@ -15,7 +15,8 @@ def model_of(nodes, inits, opset=19, shape=(1, 4, 3, 3)):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "c", "h", "w"])],
                               [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    # ir_version: onnx 1.23 stamps IR 14 by default, which ONNX Runtime 1.31 cannot read (<= 13)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=9)
 
 
 def run(model, x):
@@ -48,7 +49,7 @@ def test_fp16_qdq_becomes_fp32_qdq_between_casts():
             "g", [helper.make_tensor_value_info("x", dtype, [9])], [helper.make_tensor_value_info("y", dtype, [9])],
             [numpy_helper.from_array(np.array(np.float16(0.05), helper.tensor_dtype_to_np_dtype(dtype)), "s"),
              numpy_helper.from_array(np.array(0, np.int8), "z")])
-        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
     x = np.array([-7, -1, -0.03, 0, 0.024, 0.026, 1.234, 6.3, 9], np.float16)
     down = to_opset17(qdq(TensorProto.FLOAT16))
     assert [n.op_type for n in down.graph.node] == ["Cast", "QuantizeLinear", "DequantizeLinear", "Cast"]

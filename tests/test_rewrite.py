@@ -15,7 +15,8 @@ def pad_pool_model(value: float, pads: list[int]) -> onnx.ModelProto:
         "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 7, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(np.int64(pads), "pads"), numpy_helper.from_array(np.float32(value), "value")])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    # ir_version: onnx 1.23 stamps IR 14 by default, which ONNX Runtime 1.31 cannot read (<= 13)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 def run(model, x):
