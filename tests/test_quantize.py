@@ -31,7 +31,10 @@ from runtime.letterbox import letterbox
 from runtime.parity import TOLERANCES, compare_detections
 from runtime.preprocess import prepare_batch
 
-FP16_SCORE, FP16_BOX = TOLERANCES["fp16"]["score_atol"], TOLERANCES["fp16"]["box_atol"]
+FP16_SCORE = TOLERANCES["fp16"]["score_atol"]
+# ONNX Runtime's CPU FP16 stays within 0.5 px (measured ~0.003 px on raw boxes); compare's FP16 box limit is
+# looser (1.5 px) because a GPU's FP16 moved a matched detection by 0.61 px (runtime/parity.py).
+FP16_BOX = 0.5
 AP_GOAL_POINTS, AP_SCENES = 0.5, 100   # issue 14: <= 0.5 AP points lost with 64 calibration images
 
 
