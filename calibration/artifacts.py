@@ -15,7 +15,7 @@ from calibration.fp16 import to_fp16
 from calibration.graph_split import SplitGraph, join, split
 from calibration.images import CalibrationImages
 from calibration.int8 import DEFAULT_METHOD, METHODS, quantize_body, sensitive_nodes
-from calibration.opset17 import MIN_TENSORRT, to_opset17
+from calibration.opset17 import MIN_TENSORRT
 from export.onnx_export import node_counts
 from export.onnx_io import metadata_of, read_onnx, write_onnx
 from runtime.errors import DeployError
@@ -118,4 +118,4 @@ def _int8(model: onnx.ModelProto, info: ModelInfo, s: QuantizeSettings) -> onnx.
         body = quantize_body(parts, data, s.method, exclude)
         meta.update(excluded_nodes=json.dumps(exclude))
     logger.info(f"calibration and quantization took {time.perf_counter() - t0:.0f}s; writing opset 17")
-    return join(parts, to_opset17(body), meta)
+    return join(parts, body, meta)   # quantize_body (also under find_exclusions) already wrote opset 17
