@@ -27,6 +27,7 @@ import onnx
 from onnx import numpy_helper
 
 from calibration.ranges import session_with_outputs
+from export.rewrite import consumers_of
 
 ROUNDS = 1   # a second round: residual shift 0.0034 -> 0.0009 of the output scale, AP +0.0001 (shapes_d0, issue 14)
 
@@ -54,20 +55,12 @@ def channel_means(model: onnx.ModelProto, names: list[str], data: np.ndarray) ->
     return {n: s / len(data) for n, s in zip(names, sums)}
 
 
-def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    out: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            out.setdefault(name, []).append(node)
-    return out
-
-
 def biased_convs(quantized: onnx.ModelProto, reference: dict[str, onnx.NodeProto]) -> dict[str, onnx.NodeProto]:
     """FP32 conv output name -> the Q/DQ conv computing it, for convs whose bias is an initializer of their own.
     A conv whose output was renamed (ModelOpt's '<name>_pre_cast' before a Cast back to FP32) is found through
     that Cast."""
     inits = {t.name for t in quantized.graph.initializer}
-    consumers = _consumers(quantized)
+    consumers = consumers_of(quantized.graph)
     out: dict[str, onnx.NodeProto] = {}
     for node in quantized.graph.node:
         if node.op_type != "Conv" or len(node.input) < 3 or node.input[2] not in inits:
@@ -83,9 +76,9 @@ def biased_convs(quantized: onnx.ModelProto, reference: dict[str, onnx.NodeProto
     return out
 
 
-def real_input(quantized: onnx.ModelProto, tensor: str) -> str:
-    """The tensor before the Q/DQ (and Casts) that feed a conv: what the conv would see without INT8."""
-    producers = {o: n for n in quantized.graph.node for o in n.output}
+def real_input(producers: dict[str, onnx.NodeProto], tensor: str) -> str:
+    """The tensor before the Q/DQ (and Casts) that feed a conv: what the conv would see without INT8.
+    producers: tensor name -> the node writing it."""
     while tensor in producers and producers[tensor].op_type in ("Cast", "QuantizeLinear", "DequantizeLinear"):
         tensor = producers[tensor].input[0]
     return tensor
@@ -100,11 +93,12 @@ def with_probes(quantized: onnx.ModelProto, body: onnx.ModelProto, convs: dict[s
     probe.CopyFrom(quantized)
     fp32 = {n.output[0]: n for n in body.graph.node if n.op_type == "Conv"}
     body_inits = {t.name: t for t in body.graph.initializer}
+    producers = {o: n for n in quantized.graph.node for o in n.output}
     added: set[str] = set()
     names: dict[str, str] = {}
     for i, (ref, node) in enumerate(convs.items()):
         source = fp32[ref]
-        x = real_input(quantized, node.input[0])
+        x = real_input(producers, node.input[0])
         cast, out = f"bias_probe/{i}/input", f"bias_probe/{i}/output"
         params = [f"bias_probe/{p}" for p in source.input[1:]]
         probe.graph.node.extend([

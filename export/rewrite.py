@@ -13,7 +13,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 
-def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+def consumers_of(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    """tensor name -> the nodes that read it."""
     out: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
@@ -38,7 +39,7 @@ def fold_pads_into_pools(model: onnx.ModelProto) -> int:
     """Merge Pad(-inf) -> MaxPool pairs into MaxPool pads, in place; returns how many were folded."""
     graph = model.graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    consumers = _consumers(graph)
+    consumers = consumers_of(graph)
     outputs = {o.name for o in graph.output}
     folded = []
     for pad in graph.node:
