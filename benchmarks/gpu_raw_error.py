@@ -3,8 +3,8 @@ anchor) from CPU FP32: the evidence behind compare's FP32 and FP16 limits (runti
 
 - FP32 with TF32 convolutions (TensorRT builds FP32 engines with TF32 by default on Ampere and later), and
   with TF32 off;
-- FP16: the fused model and its input in half precision (like our strongly typed FP16 file, whose tail stays
-  FP32: decoding and sigmoid here run in FP32 too).
+- FP16: the fused model in half precision (raw_outputs casts the normalized input to the model's dtype; like
+  our strongly typed FP16 file, whose tail stays FP32, decoding and sigmoid run in FP32).
 Measured through PyTorch's cuDNN, not TensorRT. shapes_d0 at 256 and 512, 12 generated scenes of seed 23;
 detections as compare judges them (score >= 0.3, matched at IoU 0.5, same class).
 
@@ -21,24 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from effdet import create_model  # noqa: E402
-from effdet.predict import model_anchors, raw_outputs  # noqa: E402
+from effdet.predict import raw_outputs  # noqa: E402
 from effdet.synthetic import render  # noqa: E402
-from runtime.boxes import decode_boxes  # noqa: E402
 from runtime.letterbox import letterbox  # noqa: E402
 from runtime.agreement import agreement, match_pairs  # noqa: E402
 from runtime.nms import NMSParams, efficient_nms  # noqa: E402
 from runtime.parity import SCORE_FLOOR, TOLERANCES, tensor_stats  # noqa: E402
 from runtime.result import Detections  # noqa: E402
-
-
-def half_raw_outputs(model: torch.nn.Module, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """raw_outputs with the network in FP16 (input normalized in FP32, then cast), decoding in FP32."""
-    c = model.config
-    x = (batch.astype(np.float32) - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
-    tensor = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to("cuda").half()
-    cls, box = model(tensor)
-    return decode_boxes(box.float().cpu().numpy(), model_anchors(model, batch.shape[1:3])), \
-        torch.sigmoid(cls.float()).cpu().numpy()
 
 
 def detections(raw: tuple[np.ndarray, np.ndarray]) -> list[Detections]:
@@ -88,7 +77,7 @@ def main() -> None:
                     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
                     print(line(f"{name} fp32 tf32={tf32}", ref, raw_outputs(gpu, images)))
                 if fused:
-                    print(line(f"{name} fp16", ref, half_raw_outputs(gpu.half(), images)))
+                    print(line(f"{name} fp16", ref, raw_outputs(gpu.half(), images)))
 
 
 if __name__ == "__main__":

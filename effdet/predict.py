@@ -26,8 +26,8 @@ def raw_outputs(model: EfficientDet, batch: np.ndarray) -> tuple[np.ndarray, np.
     """[B,H,W,3] uint8/float 0-255 RGB -> (boxes [B,N,4] xyxy input pixels, scores [B,N,C] sigmoid)."""
     c = model.config
     x = (batch.astype(np.float32) - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
-    device = next(model.parameters()).device
-    cls, box = model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device))
+    param = next(model.parameters())          # the input follows the model's device and dtype (e.g. .half())
+    cls, box = model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(param.device, param.dtype))
     anchors = model_anchors(model, batch.shape[1:3])
     return decode_boxes(box.float().cpu().numpy(), anchors), torch.sigmoid(cls.float()).cpu().numpy()
 
