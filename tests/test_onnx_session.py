@@ -10,7 +10,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.onnx_session import CPU_ONLY_DISABLED_OPTIMIZERS, cpu_disabled_optimizers, create_session
+from runtime.onnx_session import CPU_ONLY_DISABLED_OPTIMIZERS, ORT_FATAL_ONLY, cpu_disabled_optimizers, create_session
 
 
 def _swish_model() -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -32,7 +32,7 @@ def _swish_model() -> tuple[bytes, np.ndarray, np.ndarray]:
 def _optimized_op_types(model: bytes, disabled: list[str], path: str) -> set[str]:
     options = ort.SessionOptions()
     options.optimized_model_filepath = path
-    ort.set_default_logger_severity(4)      # the "hardware specific optimizations" warning of the dump
+    ort.set_default_logger_severity(ORT_FATAL_ONLY)      # the "hardware specific optimizations" warning of the dump
     ort.InferenceSession(model, options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
     return {n.op_type for n in onnx.load(path).graph.node}
 
