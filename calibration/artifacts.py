@@ -34,7 +34,7 @@ class QuantizeSettings:
     calib_images: int = 500
     calib_batch: int = 8
     method: str = DEFAULT_METHOD     # mixed (per-tensor best of entropy/percentile/max) | entropy | max
-    exclude: str = "default"         # default (int8.SENSITIVE_GROUPS) | none | auto | comma-separated node names
+    exclude: str = "default"         # default (int8.sensitive_nodes) | none | auto | comma-separated node names
     target: float = 0.05             # --exclude auto: largest relative output error accepted
     holdout: int = 16                # --exclude auto: images held out of calibration to measure on
     seed: int = 0
@@ -78,7 +78,7 @@ def quantize_onnx(s: QuantizeSettings) -> Path:
 
 
 def _named_exclusions(exclude: str, parts: SplitGraph) -> list[str]:
-    """--exclude none | default (the measured SENSITIVE_GROUPS) | node,names -> node names."""
+    """--exclude none | default (the measured SENSITIVE_GROUPS and SENSITIVE_PATTERNS) | node,names -> node names."""
     if exclude == "none":
         return []
     if exclude == "default":

@@ -16,9 +16,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-images", type=int, default=500, help="images sampled from --calib-dir (fixed seed)")
     p.add_argument("--calib-batch", type=int, default=8)
     p.add_argument("--method", choices=("mixed", "entropy", "max"), default="mixed",
-                   help="mixed: entropy calibration, then per tensor the best of entropy/percentile/max range")
+                   help="mixed: entropy calibration, per tensor the best of entropy/percentile/max/clip-grid "
+                        "ranges, then conv bias correction")
     p.add_argument("--exclude", default="default",
-                   help="default (measured sensitive blocks: the box head) | none | auto (measured search) | node,names")
+                   help="default (measured: the box head and the squeeze-excite gates) | none | "
+                        "auto (measured search) | node,names")
     p.add_argument("--target", type=float, default=0.05, help="--exclude auto: accepted relative output error")
     p.add_argument("--seed", type=int, default=0)
 
