@@ -11,6 +11,7 @@ import pytest
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
 from runtime.gpu import cuda_device_count
+from quantize_helpers import require_modelopt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +77,7 @@ def test_in_process_prints_reach_the_log_under_a_replaced_sys_stdout(tmp_path, c
 
 @pytest.mark.slow
 def test_quantize_console_is_ours(tmp_path):
+    require_modelopt()
     fp32 = export_onnx(ExportSettings(model="shapes_d0", output=tmp_path / "m.onnx", image_size=(128, 128)))
     r = subprocess.run([sys.executable, "-m", "effdet_deploy", "quantize", "--onnx", str(fp32), "--output",
                         str(tmp_path / "m.fp16.onnx"), "--precision", "fp16"], cwd=ROOT, capture_output=True,

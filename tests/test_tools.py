@@ -15,7 +15,7 @@ from effdet.synthetic import write_dataset
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
 from export.triton import TritonSettings, triton_repository, validate_config
-from quantize_helpers import shapes_files
+from quantize_helpers import require_modelopt, shapes_files
 from runtime.benchmark import latency_stats, run_benchmark
 from runtime.engine_sidecar import write_sidecar
 from runtime.errors import DeployError
@@ -144,6 +144,7 @@ def test_infer_writes_pictures_and_json(files, tmp_path):
 
 
 def test_pipeline_end_to_end(tmp_path):
+    require_modelopt()
     from effdet_deploy.pipeline import PipelineSettings, run_pipeline
 
     out = tmp_path / "pipe"
