@@ -29,6 +29,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnxruntime
@@ -66,6 +67,15 @@ def exports(tmp: Path, ckpt: Path) -> dict[str, Path]:
     return {name: export_onnx(ExportSettings(output=tmp / f"{name}.onnx", **base, **kw)) for name, kw in settings.items()}
 
 
+def effdet_calls(path: Path, threads: int, x: np.ndarray) -> dict[str, Callable[[], object]]:
+    """effdet's bare file run on `x`, in a session made like ours and in one with ONNX Runtime's defaults."""
+    plain = onnxruntime.SessionOptions()
+    plain.intra_op_num_threads = threads
+    ours = create_session(path, threads=threads)
+    default = onnxruntime.InferenceSession(str(path), plain, providers=["CPUExecutionProvider"])
+    return {EFFDET: lambda: ours.run(None, {"images": x}), EFFDET_DEFAULT: lambda: default.run(None, {"images": x})}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
@@ -79,14 +89,7 @@ def main() -> None:
     torch.save(model.state_dict(), tmp / "d0.pth")
     files = exports(tmp, tmp / "d0.pth")
     files["bare"] = bare_export(model, tmp / "bare.onnx")
-    if args.effdet_onnx:
-        files["effdet"] = args.effdet_onnx
     sessions = {name: create_session(path, threads=args.threads) for name, path in files.items()}
-    if args.effdet_onnx:
-        plain = onnxruntime.SessionOptions()
-        plain.intra_op_num_threads = args.threads
-        sessions["effdet_default"] = onnxruntime.InferenceSession(str(args.effdet_onnx), plain,
-                                                                 providers=["CPUExecutionProvider"])
     x1 = np.random.default_rng(0).uniform(0, 255, (1, 3, SIZE, SIZE)).astype(np.float32)
     x8 = np.random.default_rng(1).uniform(0, 255, (8, 3, SIZE, SIZE)).astype(np.float32)
     calls = {
@@ -100,8 +103,7 @@ def main() -> None:
         "dynamic network alone, batch 8 (per image)": lambda: sessions["none_dynamic"].run(None, {"images": x8}),
     }
     if args.effdet_onnx:
-        calls[EFFDET] = lambda: sessions["effdet"].run(None, {"images": x1 - 128.0})   # normalized-range input
-        calls[EFFDET_DEFAULT] = lambda: sessions["effdet_default"].run(None, {"images": x1 - 128.0})
+        calls.update(effdet_calls(args.effdet_onnx, args.threads, x1 - 128.0))   # normalized-range input
     ms = interleaved_ms(calls, args.rounds)
     ms["dynamic --nms onnx, batch 8 (per image)"] /= 8
     ms["dynamic network alone, batch 8 (per image)"] /= 8
