@@ -4,7 +4,8 @@ default flags (or --method/--exclude), calibration time, median latency with rat
 INT8 on the CPU is an accuracy preview (Q/DQ emulated), not a speed path. AP counts every detection the file
 keeps (score threshold 0, as mAP needs).
 
-Seeds: calibration scenes 2; settings were chosen on scenes of seed 3; the table is measured on seed 4 (held out).
+Seeds: calibration scenes 2; settings were chosen on scenes of seeds 3 and 6; held out: seed 4 (the earlier
+defaults' table), seed 5 (the current defaults' table; two bias-correction rounds).
 
     .venv/bin/python benchmarks/bench_precision.py [--images 300] [--sizes 32,64,128,256] [--method mixed]
         [--exclude default] [--iterations 20]
@@ -29,7 +30,7 @@ from runtime.detector import Detector
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import median_ms  # noqa: E402
 
-CALIB_SEED, SELECTION_SEED, HELDOUT_SEED = 2, 3, 4
+CALIB_SEED, SELECTION_SEED, HELDOUT_SEED = 2, 3, 5
 PACKAGES = ("onnxruntime-gpu", "nvidia-modelopt", "onnx", "numpy", "torch")
 
 
