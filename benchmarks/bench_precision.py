@@ -71,6 +71,7 @@ def main() -> None:
     ours.addHandler(logging.StreamHandler(sys.stdout))
     sizes = [int(n) for n in args.sizes.split(",")]
     rows: list[tuple[str, float, float, float | None]] = []
+    int8_ap: dict[int, list[float]] = {}          # calibration size -> AP of each sample
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         calib = tmp / "calib"
@@ -85,7 +86,9 @@ def main() -> None:
                                                       precision="int8", calib_dir=calib, calib_images=n,
                                                       method=args.method, exclude=args.exclude, seed=sample))
                 label = f"int8 {n} images" + (f" #{sample}" if args.samples > 1 else "")
-                rows.append((label, *measure(int8, args), time.perf_counter() - t0))
+                ms, ap_ = measure(int8, args)
+                rows.append((label, ms, ap_, time.perf_counter() - t0))
+                int8_ap.setdefault(n, []).append(ap_)
     base_ms, base_ap = rows[0][1], rows[0][2]
     print(f"shapes_d0 (D0 256x256), ORT CPU, batch 1, {args.images} scenes of seed {args.seed}, calibration seed "
           f"{CALIB_SEED}, INT8 --method {args.method} --exclude {args.exclude}")
@@ -95,8 +98,8 @@ def main() -> None:
         print(f"{label:18s} {ms:10.1f} {base_ms / ms:7.2f}x {ap_:7.4f} {100 * (base_ap - ap_):11.2f} "
               f"{'' if secs is None else f'{secs:8.0f}'}")
     if args.samples > 1:
-        for n in sizes:
-            drops = [100 * (base_ap - r[2]) for r in rows if r[0].startswith(f"int8 {n} images #")]
+        for n, aps in int8_ap.items():
+            drops = [100 * (base_ap - a) for a in aps]
             print(f"int8 {n} images, {len(drops)} samples: mean drop {sum(drops) / len(drops):.2f} "
                   f"(range {min(drops):.2f} .. {max(drops):.2f})")
 
