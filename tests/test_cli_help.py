@@ -11,6 +11,7 @@ import pytest
 from effdet.synthetic import write_dataset
 from effdet_deploy.benchmarking import batch_note
 from effdet_deploy.cli import DefaultsFormatter, build_parser, no_default
+from optional_deps import needs_installed_package, needs_pycocotools
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +21,7 @@ def cli(*args, cwd=ROOT):
                           text=True, timeout=600)
 
 
+@needs_installed_package
 def test_version_from_package_metadata():
     out = cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"effdet-deploy {version('efficientdet-deploy')}"
@@ -37,6 +39,7 @@ def test_help_shows_every_default(monkeypatch):
     assert "(default: 20)" in subparsers["bench"].format_help()
 
 
+@needs_pycocotools
 def test_eval_says_na_and_where_it_writes(tmp_path):
     """Only medium objects in the dataset: pycocotools says -1 for APs and APl, which eval prints as n/a."""
     annotations = write_dataset(tmp_path / "val", 6, seed=5, progress=False)

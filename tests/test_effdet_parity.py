@@ -19,20 +19,34 @@ def case(request, tmp_path_factory):
     return name, path, state, ref
 
 
+@pytest.fixture(scope="module")
+def atol(case):
+    """Per output, how far two float32 runs of the same network may differ: 1e-5, or twice this model's own
+    float32 rounding (its float32 vs float64 outputs here) where that is larger. Lite0's float32 rounding is
+    ~2e-5: with other kernels (torch 2.11 on a 16-core Xeon) its outputs moved 1.7e-5 from effdet's fixture,
+    while a wrong layer moves them by orders of magnitude more."""
+    name, path, _, ref = case
+    model = create_model(name, checkpoint=path)
+    single = run(model, ref)
+    with torch.no_grad():
+        double = model.double()(torch.from_numpy(ref["input"]).double())
+    return {k: max(1e-5, 2 * float(np.abs(s - d.numpy()).max())) for k, s, d in zip(("cls", "box"), single, double)}
+
+
 def run(model, ref):
     with torch.no_grad():
         cls, box = model(torch.from_numpy(ref["input"]))
     return cls.numpy(), box.numpy()
 
 
-def test_outputs_equal_effdet(case):
+def test_outputs_equal_effdet(case, atol):
     name, path, _, ref = case
     model = create_model(name, checkpoint=path)
     cls, box = run(model, ref)
     assert cls.shape == ref["cls"].shape and box.shape == ref["box"].shape
     print(f"{name}: max |cls - effdet| = {np.abs(cls - ref['cls']).max():.2e}, box {np.abs(box - ref['box']).max():.2e}")
-    np.testing.assert_allclose(cls, ref["cls"], atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(box, ref["box"], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(cls, ref["cls"], atol=atol["cls"], rtol=1e-5)
+    np.testing.assert_allclose(box, ref["box"], atol=atol["box"], rtol=1e-5)
 
 
 def test_fused_equals_unfused(case):
@@ -55,7 +69,7 @@ def test_fused_equals_unfused(case):
 
 
 @pytest.mark.parametrize("wrap", ["state_dict", "model", "state_dict_ema", "module_prefix"])
-def test_wrapped_checkpoints(case, wrap, tmp_path):
+def test_wrapped_checkpoints(case, wrap, tmp_path, atol):
     name, _, state, ref = case
     if wrap == "module_prefix":
         obj = {f"module.{k}": v for k, v in state.items()}
@@ -63,7 +77,7 @@ def test_wrapped_checkpoints(case, wrap, tmp_path):
         obj = {wrap: state, "epoch": torch.tensor(3)} if wrap != "state_dict_ema" else {"state_dict": {}, wrap: state}
     torch.save(obj, tmp_path / "c.pth")
     cls, _ = run(create_model(name, checkpoint=tmp_path / "c.pth"), ref)
-    np.testing.assert_allclose(cls, ref["cls"], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(cls, ref["cls"], atol=atol["cls"], rtol=1e-5)
 
 
 def test_bad_checkpoints_name_the_problem(case, tmp_path):
@@ -83,12 +97,12 @@ def test_bad_checkpoints_name_the_problem(case, tmp_path):
         create_model(other, checkpoint=path)
 
 
-def test_num_classes_reinitializes_class_head(case, caplog):
+def test_num_classes_reinitializes_class_head(case, caplog, atol):
     name, path, state, ref = case
     with caplog.at_level(logging.WARNING, logger="effdet_deploy"):
         model = create_model(name, checkpoint=path, num_classes=3)
     assert "class head re-initialized" in caplog.text
     cls, box = run(model, ref)
     assert cls.shape[-1] == 3
-    np.testing.assert_allclose(box, ref["box"], atol=1e-5, rtol=1e-5)  # the rest still loaded
+    np.testing.assert_allclose(box, ref["box"], atol=atol["box"], rtol=1e-5)  # the rest still loaded
     assert create_model(name, checkpoint=path).config.num_classes == 5  # taken from the checkpoint

@@ -11,6 +11,7 @@ from PIL import Image
 
 from effdet.synthetic import render, write_dataset
 from runtime.coco_eval import coco_map, load_annotations
+from optional_deps import needs_pycocotools
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +46,7 @@ def test_pictures_never_collide_and_output_is_not_read_back(folder):
     assert all(r["score"] >= 0.3 and len(r["bbox"]) == 4 for r in results)   # the one default threshold
 
 
+@needs_pycocotools
 def test_coco_results_with_annotations(tmp_path):
     annotations = write_dataset(tmp_path / "val", 6, seed=5, progress=False)
     out = tmp_path / "out"

@@ -11,6 +11,7 @@ from effdet import create_model
 from effdet.synthetic import evaluate_on_synthetic
 from runtime.detector import Detector
 from runtime.errors import DeployError
+from optional_deps import needs_pycocotools
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +40,7 @@ def test_damaged_weights_are_refused(tmp_path, monkeypatch):
         pretrained.pretrained_path("tf_efficientdet_d0")
 
 
+@needs_pycocotools
 def test_shipped_model_accuracy_on_fresh_scenes():
     det = Detector("shapes_d0", score_threshold=0.0)  # PyTorch backend, shipped weights; mAP: every detection
     metrics = evaluate_on_synthetic(det.detect, images=60, seed=1234)

@@ -9,6 +9,7 @@ from effdet.synthetic import CLASS_NAMES, SynthSpec, coco_dataset, render, write
 from runtime.coco_eval import category_mapping, coco_map, evaluate_detector, load_annotations
 from runtime.errors import DeployError
 from runtime.result import Detections
+from optional_deps import needs_pycocotools
 
 
 def test_render_is_deterministic_and_independent_of_set_size():
@@ -69,6 +70,7 @@ def _oracle(coco, shift=0.0):
     return detect
 
 
+@needs_pycocotools
 def test_coco_map_of_known_predictors():
     pixels, coco = coco_dataset(4, 20)
     perfect = evaluate_detector(_oracle(coco), pixels, coco)
@@ -80,6 +82,7 @@ def test_coco_map_of_known_predictors():
     assert shifted["AP"] == pytest.approx(0.4, abs=0.02)
 
 
+@needs_pycocotools
 def test_category_mapping_and_empty_results():
     coco = {"images": [{"id": 1, "height": 10, "width": 10}], "annotations": [],
             "categories": [{"id": 7, "name": "b"}, {"id": 3, "name": "a"}]}

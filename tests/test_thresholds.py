@@ -16,6 +16,7 @@ from runtime.coco_eval import evaluate_detector, evaluate_files, load_annotation
 from runtime.errors import DeployError
 from runtime.thresholds import DEFAULT_SCORE_THRESHOLD, apply_filters
 from runtime.result import Detections
+from optional_deps import needs_pycocotools
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,7 @@ def test_range_checks(det, scenes, kwargs, message):
         Detector("shapes_d0", **kwargs)
 
 
+@needs_pycocotools
 def test_eval_keeps_the_low_scores(tmp_path):
     """mAP needs the low-score detections: eval scores all the file keeps, not the display default."""
     annotations = write_dataset(tmp_path / "val", 6, seed=5, progress=False)
