@@ -8,10 +8,12 @@ Seeds: calibration scenes 2; settings were chosen on scenes of seeds 3 and 6; he
 defaults' table), seed 5 (the current defaults' table; two bias-correction rounds).
 
     .venv/bin/python benchmarks/bench_precision.py [--images 300] [--sizes 32,64,128,256] [--method mixed]
-        [--exclude default] [--iterations 20] [--samples 1]
+        [--exclude default] [--iterations 20] [--samples 1] [--parts 1]
 
-One calibration sample per size moves the drop by 0.1-0.2 AP points between samples (issue 14): --samples N
-calibrates each size N times (different draws) and prints the mean, for decisions that single rows cannot carry.
+Both the calibration sample and the scene set move a drop: --samples N calibrates each size N times (different
+draws) and prints each size's mean; --parts K also scores K equal consecutive groups of the scenes and prints,
+per INT8 file, the spread of the drop between groups (what one set of that size would show) and the standard
+error of the whole set's drop (issue 14: the same INT8 file lost 0.18 on 300 scenes of seed 5, 0.63 on seed 4).
 """
 from __future__ import annotations
 
@@ -22,12 +24,14 @@ import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from calibration.artifacts import QuantizeSettings, quantize_onnx
 from calibration.int8 import DEFAULT_METHOD
-from effdet.synthetic import evaluate_on_synthetic, render, write_dataset
+from effdet.synthetic import coco_dataset, write_dataset
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
+from runtime.coco_eval import coco_map, coco_map_of_parts, detection_results
 from runtime.detector import Detector
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -46,12 +50,24 @@ def versions() -> str:
     return ", ".join(one(p) for p in PACKAGES)
 
 
-def measure(path: Path, args: argparse.Namespace) -> tuple[float, float]:
-    """(median ms for one scene, COCO AP on the held-out scenes)."""
+Scenes = tuple[list[Any], dict[str, Any]]
+
+
+def measure(path: Path, scenes: Scenes, args: argparse.Namespace) -> tuple[float, float, list[float]]:
+    """(median ms for one scene, COCO AP on the held-out scenes, AP of each of the --parts groups)."""
     det = Detector(path, score_threshold=0.0)
-    scene = render(args.seed, 0).image
-    ms = median_ms(lambda: det.detect(scene), args.iterations)
-    return ms, float(evaluate_on_synthetic(det.detect, args.images, seed=args.seed)["AP"])
+    pixels, coco = scenes
+    ms = median_ms(lambda: det.detect(pixels[0]), args.iterations)
+    results = detection_results(det.detect, pixels, coco)
+    parts = [float(m["AP"] or 0.0) for m in coco_map_of_parts(coco, results, args.parts)] if args.parts > 1 else []
+    return ms, float(coco_map(coco, results)["AP"] or 0.0), parts
+
+
+def spread(drops: list[float]) -> str:
+    """Standard deviation of the groups' drops and the standard error it implies for the whole set's drop."""
+    mean = sum(drops) / len(drops)
+    sd = (sum((d - mean) ** 2 for d in drops) / (len(drops) - 1)) ** 0.5
+    return f"sd {sd:.2f} between groups, standard error of the drop {sd / len(drops) ** 0.5:.2f}"
 
 
 def main() -> None:
@@ -65,12 +81,16 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=1,
                     help="calibration samples per size (seeds 0..N-1 of the draw); N > 1 also prints each size's mean "
                          "and range, drawn from a pool of twice the largest size (one sample: the largest size)")
+    ap.add_argument("--parts", type=int, default=1,
+                    help="K > 1: also score K equal groups of the scenes and print each INT8 file's drop spread")
     args = ap.parse_args()
+    if not 1 <= args.parts <= args.images // 2 and args.parts != 1:
+        ap.error(f"--parts must be 1 or between 2 and half of --images ({args.images}), got {args.parts}")
     ours = logging.getLogger("effdet_deploy")   # our progress, not ModelOpt's INFO
     ours.setLevel(logging.INFO)
     ours.addHandler(logging.StreamHandler(sys.stdout))
     sizes = [int(n) for n in args.sizes.split(",")]
-    rows: list[tuple[str, float, float, float | None]] = []
+    rows: list[tuple[str, float, float, float | None, list[float]]] = []
     int8_ap: dict[int, list[float]] = {}          # calibration size -> AP of each sample
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -78,7 +98,10 @@ def main() -> None:
         write_dataset(calib, max(sizes) * (2 if args.samples > 1 else 1), CALIB_SEED, progress=False)
         fp32 = export_onnx(ExportSettings(model="shapes_d0", output=tmp / "s.fp32.onnx", score_threshold=0.05))
         fp16 = quantize_onnx(QuantizeSettings(onnx=fp32, output=tmp / "s.fp16.onnx"))
-        rows += [("fp32", *measure(fp32, args), None), ("fp16", *measure(fp16, args), None)]
+        scenes = coco_dataset(args.seed, args.images)
+        for label, path in (("fp32", fp32), ("fp16", fp16)):
+            ms, ap_, parts = measure(path, scenes, args)
+            rows.append((label, ms, ap_, None, parts))
         for n in sizes:
             for sample in range(args.samples):
                 t0 = time.perf_counter()
@@ -86,17 +109,22 @@ def main() -> None:
                                                       precision="int8", calib_dir=calib, calib_images=n,
                                                       method=args.method, exclude=args.exclude, seed=sample))
                 label = f"int8 {n} images" + (f" #{sample}" if args.samples > 1 else "")
-                ms, ap_ = measure(int8, args)
-                rows.append((label, ms, ap_, time.perf_counter() - t0))
+                ms, ap_, parts = measure(int8, scenes, args)
+                rows.append((label, ms, ap_, time.perf_counter() - t0, parts))
                 int8_ap.setdefault(n, []).append(ap_)
-    base_ms, base_ap = rows[0][1], rows[0][2]
+    base_ms, base_ap, base_parts = rows[0][1], rows[0][2], rows[0][4]
     print(f"shapes_d0 (D0 256x256), ORT CPU, batch 1, {args.images} scenes of seed {args.seed}, calibration seed "
           f"{CALIB_SEED}, INT8 --method {args.method} --exclude {args.exclude}")
     print(versions())
     print(f"{'file':18s} {'median ms':>10s} {'vs fp32':>8s} {'AP':>7s} {'drop (pts)':>11s} {'calib s':>8s}")
-    for label, ms, ap_, secs in rows:
+    for label, ms, ap_, secs, _ in rows:
         print(f"{label:18s} {ms:10.1f} {base_ms / ms:7.2f}x {ap_:7.4f} {100 * (base_ap - ap_):11.2f} "
               f"{'' if secs is None else f'{secs:8.0f}'}")
+    if args.parts > 1:
+        print(f"drop in each of {args.parts} groups of {args.images // args.parts} scenes:")
+        for label, _, _, _, parts in rows[1:]:
+            drops = [100 * (b - a) for a, b in zip(parts, base_parts)]
+            print(f"{label:18s} {' '.join(f'{d:5.2f}' for d in drops)} | {spread(drops)}")
     if args.samples > 1:
         for n, aps in int8_ap.items():
             drops = [100 * (base_ap - a) for a in aps]

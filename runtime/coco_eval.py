@@ -88,9 +88,9 @@ def format_metric(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def evaluate_detector(detect: Any, images: Sequence[Any], coco: dict[str, Any], batch: int = 8
-                      ) -> dict[str, float | None]:
-    """COCO metrics of `detect(list of HxWx3 uint8) -> list[Detections]` on images listed in coco order."""
+def detection_results(detect: Any, images: Sequence[Any], coco: dict[str, Any], batch: int = 8
+                      ) -> list[dict[str, Any]]:
+    """COCO results of `detect(list of HxWx3 uint8) -> list[Detections]` on images listed in coco order."""
     ids = [int(im["id"]) for im in coco["images"]]
     categories = category_mapping(coco)
     results: list[dict[str, Any]] = []
@@ -98,7 +98,29 @@ def evaluate_detector(detect: Any, images: Sequence[Any], coco: dict[str, Any], 
         chunk = list(images[start:start + batch])
         for image_id, det in zip(ids[start:start + batch], detect(chunk)):
             results.extend(to_coco_results(image_id, det, categories))
-    return coco_map(coco, results)
+    return results
+
+
+def evaluate_detector(detect: Any, images: Sequence[Any], coco: dict[str, Any], batch: int = 8
+                      ) -> dict[str, float | None]:
+    """COCO metrics of `detect(list of HxWx3 uint8) -> list[Detections]` on images listed in coco order."""
+    return coco_map(coco, detection_results(detect, images, coco, batch))
+
+
+def coco_map_of_parts(coco: dict[str, Any], results: list[dict[str, Any]], parts: int) -> list[dict[str, float | None]]:
+    """coco_map of each of `parts` consecutive, equal groups of the dataset's images (the last takes the
+    remainder): how much a metric moves between image sets of that size, measured on the same run."""
+    images = coco["images"]
+    if not 1 <= parts <= len(images):
+        raise DeployError(f"parts must be between 1 and the {len(images)} images, got {parts}")
+    size = len(images) // parts
+    out = []
+    for i in range(parts):
+        group = images[i * size:(i + 1) * size if i + 1 < parts else len(images)]
+        ids = {im["id"] for im in group}
+        sub = {**coco, "images": group, "annotations": [a for a in coco["annotations"] if a["image_id"] in ids]}
+        out.append(coco_map(sub, [r for r in results if r["image_id"] in ids]))
+    return out
 
 
 def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path: Path, backend: str | None = None,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from effdet.synthetic import CLASS_NAMES, SynthSpec, coco_dataset, render, write_dataset
-from runtime.coco_eval import category_mapping, coco_map, evaluate_detector, load_annotations
+from runtime.coco_eval import (category_mapping, coco_map, coco_map_of_parts, detection_results, evaluate_detector,
+                               load_annotations)
 from runtime.errors import DeployError
 from runtime.result import Detections
 from optional_deps import needs_pycocotools
@@ -80,6 +81,19 @@ def test_coco_map_of_known_predictors():
     assert shifted["AP50"] == pytest.approx(1.0)
     assert shifted["AP75"] == pytest.approx(0.0)
     assert shifted["AP"] == pytest.approx(0.4, abs=0.02)
+
+
+@needs_pycocotools
+def test_coco_map_of_parts_scores_each_group_alone():
+    pixels, coco = coco_dataset(4, 21)
+    exact, shifted = (detection_results(_oracle(coco, s), pixels, coco) for s in (0.0, 0.2))
+    first_ten = {im["id"] for im in coco["images"][:10]}
+    mixed = [r for r in exact if r["image_id"] in first_ten] + [r for r in shifted if r["image_id"] not in first_ten]
+    parts = [m["AP"] for m in coco_map_of_parts(coco, mixed, 2)]      # 10 images, then 11 (the remainder)
+    assert parts == [pytest.approx(1.0), pytest.approx(0.4, abs=0.02)]
+    assert 0.42 < coco_map(coco, mixed)["AP"] < 0.98
+    with pytest.raises(DeployError, match="parts must be between 1 and the 21 images"):
+        coco_map_of_parts(coco, mixed, 22)
 
 
 @needs_pycocotools
