@@ -29,10 +29,12 @@ from typing import Any
 from calibration.artifacts import QuantizeSettings, quantize_onnx
 from calibration.int8 import DEFAULT_METHOD
 from effdet.synthetic import coco_dataset, write_dataset
+from effdet_deploy.console import OUR_LOGGER, third_party_to_log
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
 from runtime.coco_eval import coco_map, coco_map_of_parts, detection_results
 from runtime.detector import Detector
+from runtime.log import logger
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import median_ms  # noqa: E402
@@ -81,18 +83,18 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=1,
                     help="calibration samples per size (seeds 0..N-1 of the draw); N > 1 also prints each size's mean "
                          "and range, drawn from a pool of twice the largest size (one sample: the largest size)")
+    ap.add_argument("--log", type=Path, default=Path("build/bench_precision.log"), help="third-party output")
     ap.add_argument("--parts", type=int, default=1,
                     help="K > 1: also score K equal groups of the scenes and print each INT8 file's drop spread")
     args = ap.parse_args()
-    if not 1 <= args.parts <= args.images // 2 and args.parts != 1:
+    if args.parts != 1 and not 2 <= args.parts <= args.images // 2:
         ap.error(f"--parts must be 1 or between 2 and half of --images ({args.images}), got {args.parts}")
-    ours = logging.getLogger("effdet_deploy")   # our progress, not ModelOpt's INFO
-    ours.setLevel(logging.INFO)
-    ours.addHandler(logging.StreamHandler(sys.stdout))
+    logging.getLogger(OUR_LOGGER).setLevel(logging.INFO)   # our progress on the console, ModelOpt's in --log
     sizes = [int(n) for n in args.sizes.split(",")]
     rows: list[tuple[str, float, float, float | None, list[float]]] = []
     int8_ap: dict[int, list[float]] = {}          # calibration size -> AP of each sample
-    with tempfile.TemporaryDirectory() as tmp_name:
+    print(f"third-party output (ModelOpt, ONNX Runtime): {args.log}", flush=True)
+    with third_party_to_log(args.log), tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         calib = tmp / "calib"
         write_dataset(calib, max(sizes) * (2 if args.samples > 1 else 1), CALIB_SEED, progress=False)
@@ -102,6 +104,7 @@ def main() -> None:
         for label, path in (("fp32", fp32), ("fp16", fp16)):
             ms, ap_, parts = measure(path, scenes, args)
             rows.append((label, ms, ap_, None, parts))
+            logger.info(f"{label}: AP {ap_:.4f} on {args.images} scenes")
         for n in sizes:
             for sample in range(args.samples):
                 t0 = time.perf_counter()
@@ -111,6 +114,7 @@ def main() -> None:
                 label = f"int8 {n} images" + (f" #{sample}" if args.samples > 1 else "")
                 ms, ap_, parts = measure(int8, scenes, args)
                 rows.append((label, ms, ap_, time.perf_counter() - t0, parts))
+                logger.info(f"{label}: AP {ap_:.4f} on {args.images} scenes")
                 int8_ap.setdefault(n, []).append(ap_)
     base_ms, base_ap, base_parts = rows[0][1], rows[0][2], rows[0][4]
     print(f"shapes_d0 (D0 256x256), ORT CPU, batch 1, {args.images} scenes of seed {args.seed}, calibration seed "
