@@ -111,9 +111,10 @@ def main() -> None:
                 int8 = quantize_onnx(QuantizeSettings(onnx=fp32, output=tmp / f"s.int8.{n}.{sample}.onnx",
                                                       precision="int8", calib_dir=calib, calib_images=n,
                                                       method=args.method, exclude=args.exclude, seed=sample))
+                calibration_s = time.perf_counter() - t0
                 label = f"int8 {n} images" + (f" #{sample}" if args.samples > 1 else "")
                 ms, ap_, parts = measure(int8, scenes, args)
-                rows.append((label, ms, ap_, time.perf_counter() - t0, parts))
+                rows.append((label, ms, ap_, calibration_s, parts))
                 logger.info(f"{label}: AP {ap_:.4f} on {args.images} scenes")
                 int8_ap.setdefault(n, []).append(ap_)
     base_ms, base_ap, base_parts = rows[0][1], rows[0][2], rows[0][4]
