@@ -22,15 +22,16 @@ def case(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def atol(case):
     """Per output, how far two float32 runs of the same network may differ: 1e-5, or twice this model's own
-    float32 rounding (its float32 vs float64 outputs here) where that is larger. Lite0's float32 rounding is
-    ~2e-5: with other kernels (torch 2.11 on a 16-core Xeon) its outputs moved 1.7e-5 from effdet's fixture,
-    while a wrong layer moves them by orders of magnitude more."""
+    float32 rounding (its float32 vs float64 outputs here) where that is larger, never above 1e-4. Lite0's
+    float32 rounding is ~2e-5: with other kernels (torch 2.11 on a 16-core Xeon) its outputs moved 1.7e-5 from
+    effdet's fixture, while a wrong layer moves them by orders of magnitude more."""
     name, path, _, ref = case
     model = create_model(name, checkpoint=path)
     single = run(model, ref)
     with torch.no_grad():
         double = model.double()(torch.from_numpy(ref["input"]).double())
-    return {k: max(1e-5, 2 * float(np.abs(s - d.numpy()).max())) for k, s, d in zip(("cls", "box"), single, double)}
+    return {k: min(1e-4, max(1e-5, 2 * float(np.abs(s - d.numpy()).max())))
+            for k, s, d in zip(("cls", "box"), single, double)}
 
 
 def run(model, ref):
