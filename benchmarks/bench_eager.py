@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from effdet import create_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the repo root: runs from a bare checkout too
+from effdet import create_model  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from timing import median_ms  # noqa: E402
 
 

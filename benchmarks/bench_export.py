@@ -35,12 +35,12 @@ import numpy as np
 import onnxruntime
 import torch
 
-from effdet import create_model
-from export.onnx_export import export_onnx
-from export.settings import ExportSettings
-from runtime.onnx_session import cpu_disabled_optimizers, create_session
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the repo root: runs from a bare checkout too
+from effdet import create_model  # noqa: E402
+from export.onnx_export import export_onnx  # noqa: E402
+from export.settings import ExportSettings  # noqa: E402
+from runtime.onnx_session import cpu_disabled_optimizers, create_session  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_ms  # noqa: E402
 
 SIZE, THRESH = 512, 0.001

@@ -22,13 +22,13 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from effdet.config import get_config
-from export.graph import anchors_center_size
-from export.postprocess import _best_k, _class_nms, _decode, _select_candidates, _set_outputs, _static_heads, _Tail
-from runtime.anchors import generate_anchors
-from runtime.nms import NMSParams, efficient_nms
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the repo root: runs from a bare checkout too
+from effdet.config import get_config  # noqa: E402
+from export.graph import anchors_center_size  # noqa: E402
+from export.postprocess import _best_k, _class_nms, _decode, _select_candidates, _set_outputs, _static_heads, _Tail  # noqa: E402
+from runtime.anchors import generate_anchors  # noqa: E402
+from runtime.nms import NMSParams, efficient_nms  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_ms  # noqa: E402
 
 THRESH, IOU, K_OUT = 0.001, 0.5, 100

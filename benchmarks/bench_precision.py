@@ -27,17 +27,17 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from calibration.artifacts import QuantizeSettings, quantize_onnx
-from calibration.int8 import DEFAULT_METHOD
-from effdet.synthetic import coco_dataset, write_dataset
-from effdet_deploy.console import OUR_LOGGER, third_party_to_log
-from export.onnx_export import export_onnx
-from export.settings import ExportSettings
-from runtime.coco_eval import coco_map, coco_map_of_parts, detection_results
-from runtime.detector import Detector
-from runtime.log import logger
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the repo root: runs from a bare checkout too
+from calibration.artifacts import QuantizeSettings, quantize_onnx  # noqa: E402
+from calibration.int8 import DEFAULT_METHOD  # noqa: E402
+from effdet.synthetic import coco_dataset, write_dataset  # noqa: E402
+from effdet_deploy.console import OUR_LOGGER, third_party_to_log  # noqa: E402
+from export.onnx_export import export_onnx  # noqa: E402
+from export.settings import ExportSettings  # noqa: E402
+from runtime.coco_eval import coco_map, coco_map_of_parts, detection_results  # noqa: E402
+from runtime.detector import Detector  # noqa: E402
+from runtime.log import logger  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from timing import median_ms  # noqa: E402
 
 CALIB_SEED, SELECTION_SEED, HELDOUT_SEED = 2, 3, 5
