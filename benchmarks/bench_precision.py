@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import sys
 import tempfile
 import time
@@ -68,8 +69,7 @@ def measure(path: Path, scenes: Scenes, args: argparse.Namespace) -> tuple[float
 
 def spread(drops: list[float]) -> str:
     """Standard deviation of the groups' drops and the standard error it implies for the whole set's drop."""
-    mean = sum(drops) / len(drops)
-    sd = (sum((d - mean) ** 2 for d in drops) / (len(drops) - 1)) ** 0.5
+    sd = statistics.stdev(drops)
     return f"sd {sd:.2f} between groups, standard error of the drop {sd / len(drops) ** 0.5:.2f}"
 
 
@@ -134,7 +134,7 @@ def main() -> None:
     if args.samples > 1:
         for n, aps in int8_ap.items():
             drops = [100 * (base_ap - a) for a in aps]
-            print(f"int8 {n} images, {len(drops)} samples: mean drop {sum(drops) / len(drops):.2f} "
+            print(f"int8 {n} images, {len(drops)} samples: mean drop {statistics.fmean(drops):.2f} "
                   f"(range {min(drops):.2f} .. {max(drops):.2f})")
 
 
