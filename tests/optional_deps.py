@@ -15,6 +15,11 @@ def _installed(distribution: str) -> bool:
         return False
 
 
+def require_modelopt() -> None:
+    """Skip (not fail) where the [int8] extra is absent; called where ModelOpt's files are first needed."""
+    pytest.importorskip("modelopt.onnx.quantization", reason="nvidia-modelopt[onnx] (the [int8] extra) is not installed")
+
+
 needs_pycocotools = pytest.mark.skipif(find_spec("pycocotools") is None,
                                        reason="pycocotools (the [tools] extra) is not installed")
 needs_installed_package = pytest.mark.skipif(not _installed("efficientdet-deploy"),

@@ -11,7 +11,7 @@ import pytest
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
 from runtime.gpu import cuda_device_count
-from quantize_helpers import require_modelopt
+from optional_deps import require_modelopt
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,8 @@ from effdet.synthetic import write_dataset
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
 from export.triton import TritonSettings, triton_repository, validate_config
-from quantize_helpers import require_modelopt, shapes_files
+from optional_deps import require_modelopt
+from quantize_helpers import shapes_files
 from runtime.benchmark import latency_stats, run_benchmark
 from runtime.engine_sidecar import write_sidecar
 from runtime.errors import DeployError
