@@ -14,12 +14,19 @@ the 0.001 threshold - the worst case for the tail), score threshold 0.001, 2 thr
 
 Calls are interleaved (benchmarks/timing.py: interleaved_ms) because the machine is shared.
 
-    .venv/bin/python benchmarks/bench_export.py [--rounds 10] [--threads 2] [--effdet-onnx FILE]
+    .venv/bin/python benchmarks/bench_export.py [--rounds 10] [--threads 2] [--block 1] [--effdet-onnx FILE]
+                                                [--effdet-onnx-dynamic FILE]
+
+`--block N`: N timed calls per turn after 3 untimed ones (timing.interleaved_ms); use it with many threads
+(16 on the device), where single interleaved calls measured the same session at up to twice its time alone.
 
 `--effdet-onnx`: the real `effdet` package's bare D0 network, made in a separate venv by
 benchmarks/effdet_bare_onnx.py (its docstring has the commands); timed beside the others twice: in a session
 made like ours (runtime/onnx_session.py: on ONNX Runtime 1.24 that switches QuickGeluFusion off) and in a plain
-ONNX Runtime session with its default settings, as an effdet user would run it.
+ONNX Runtime session with its default settings, as an effdet user would run it. `--effdet-onnx-dynamic`: the
+same network exported with a symbolic batch (effdet_bare_onnx.py --dynamic-batch), run at batch 1 and 8 in a
+session like ours: the control for the batch ratio, i.e. what ONNX Runtime does with a batch of effdet's own
+network on the same threads.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ from timing import interleaved_ms  # noqa: E402
 SIZE, THRESH = 512, 0.001
 EFFDET = "effdet (PyPI) bare network, torch.onnx"
 EFFDET_DEFAULT = "effdet bare network, ORT default session"
+EFFDET_B1, EFFDET_B8 = "effdet bare network dynamic, batch 1", "effdet bare network dynamic, batch 8 (per image)"
 
 
 def bare_export(model: torch.nn.Module, path: Path) -> Path:
@@ -80,7 +88,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--block", type=int, default=1, help="timed calls per turn (after 3 untimed when > 1)")
     ap.add_argument("--effdet-onnx", type=Path, help="effdet's bare D0 network (benchmarks/effdet_bare_onnx.py)")
+    ap.add_argument("--effdet-onnx-dynamic", type=Path,
+                    help="effdet's bare D0 network with a symbolic batch (effdet_bare_onnx.py --dynamic-batch)")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -104,18 +115,27 @@ def main() -> None:
     }
     if args.effdet_onnx:
         calls.update(effdet_calls(args.effdet_onnx, args.threads, x1 - 128.0))   # normalized-range input
-    ms = interleaved_ms(calls, args.rounds)
+    if args.effdet_onnx_dynamic:
+        dyn = create_session(args.effdet_onnx_dynamic, threads=args.threads)
+        e1, e8 = x1 - 128.0, x8 - 128.0
+        calls[EFFDET_B1] = lambda: dyn.run(None, {"images": e1})
+        calls[EFFDET_B8] = lambda: dyn.run(None, {"images": e8})
+    ms = interleaved_ms(calls, args.rounds, block=args.block)
     ms["dynamic --nms onnx, batch 8 (per image)"] /= 8
     ms["dynamic network alone, batch 8 (per image)"] /= 8
+    if EFFDET_B8 in ms:
+        ms[EFFDET_B8] /= 8
     base = ms["network alone (--nms none --no-preprocess)"]
     print(f"D0 {SIZE}x{SIZE}, 90 classes, threshold {THRESH}, ONNX Runtime {onnxruntime.__version__} CPU, "
-          f"{args.threads} threads, torch {torch.__version__}; median of {args.rounds} interleaved rounds; "
+          f"{args.threads} threads, torch {torch.__version__}; median of {args.rounds} interleaved rounds"
+          f"{f' of {args.block} timed calls' if args.block > 1 else ''}; "
           f"our sessions switch off: {cpu_disabled_optimizers(onnxruntime.__version__) or 'nothing'}")
     for name, value in ms.items():
         print(f"  {name:46s} {value:8.1f} ms   {value / base:5.2f}x network alone")
     b1, b8 = ms["dynamic --nms onnx, batch 1"], ms["dynamic --nms onnx, batch 8 (per image)"]
     n1, n8 = ms["dynamic network alone, batch 1"], ms["dynamic network alone, batch 8 (per image)"]
-    print(f"  batch-8 / batch-1 per-image throughput: full --nms onnx {b1 / b8:.2f}, network alone {n1 / n8:.2f}")
+    control = f", effdet's bare network {ms[EFFDET_B1] / ms[EFFDET_B8]:.2f}" if EFFDET_B8 in ms else ""
+    print(f"  batch-8 / batch-1 per-image throughput: full --nms onnx {b1 / b8:.2f}, network alone {n1 / n8:.2f}{control}")
     print(f"  full --nms onnx vs bare network stand-in: {ms['full --nms onnx'] / ms['bare network stand-in (unfused, torch.onnx)']:.2f}x")
     if EFFDET in ms:
         print(f"  full --nms onnx vs effdet's bare network, both in sessions like ours: "
