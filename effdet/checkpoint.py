@@ -37,10 +37,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
     path = Path(path)
     if not path.is_file():
         raise DeployError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise DeployError(f"{path}: not a readable PyTorch checkpoint (the file is empty)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
-        raise DeployError(f"{path}: not a readable PyTorch checkpoint ({str(e).splitlines()[0][:200]})") from None
+        raise DeployError(f"{path}: not a readable PyTorch checkpoint ({_load_failure(e)})") from None
     facts = _facts(obj, path)
     if isinstance(obj, dict):
         for key in WRAPPER_KEYS:
@@ -50,6 +52,21 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise DeployError(f"{path}: does not hold a state_dict of tensors")
     return {_strip(k): v for k, v in obj.items() if not _strip(k).startswith("anchors.")}, facts
+
+
+def _load_failure(error: Exception) -> str:
+    """The reason inside torch's weights-only error, without its advice to load with weights_only=False
+    (which runs whatever code the file holds: we never do that)."""
+    text = str(error)
+    marker = "WeightsUnpickler error:"
+    if marker not in text:   # e.g. a truncated zip: its first sentence names it
+        return text.splitlines()[0].split(". ")[0].rstrip(".")[:200] if text.strip() else type(error).__name__
+    paragraphs = [" ".join(part.split()) for part in text.split(marker, 1)[1].split("\n\n")]
+    reason = next((part for part in paragraphs if part), "").split(". ")[0].rstrip(".")[:200]
+    if reason.startswith("Unsupported global"):
+        return (f"it holds Python objects beyond tensors and plain containers, which a weights-only load "
+                f"refuses: {reason}; save the model's state_dict() instead")
+    return f"unpickling stopped: {reason}" if reason else "corrupt, or not a PyTorch file"
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -1,8 +1,10 @@
 """Training checkpoints carry architecture, image size and class names (issue 13.6); create_model, export,
 the Detector's PyTorch backend, the pipeline and `info` use them without being told again."""
+import fractions
 from pathlib import Path
 
 import onnx
+import pytest
 import torch
 
 from effdet import create_model
@@ -12,6 +14,7 @@ from effdet.train import WeightEMA, save_checkpoint
 from effdet.train_settings import TrainSettings
 from effdet_deploy.info import describe
 from runtime.detector import Detector
+from runtime.errors import DeployError
 
 
 def _training_checkpoint(tmp: Path) -> Path:
@@ -48,3 +51,19 @@ def test_plain_state_dict_has_no_facts(tmp_path):
     torch.save(create_model("tf_efficientdet_d0", image_size=128).state_dict(), tmp_path / "plain.pth")
     assert checkpoint_facts(tmp_path / "plain.pth") == CheckpointFacts()
     assert create_model("tf_efficientdet_d0", checkpoint=tmp_path / "plain.pth").config.image_size == (512, 512)
+
+
+def test_unreadable_checkpoints_say_why(tmp_path):
+    """One line with the reason torch's weights-only loader found, never its advice to load unsafely; the
+    PyTorch backend reports the same instead of asking for the architecture of a file it could not read."""
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    torch.save({"w": torch.zeros(1), "ratio": fractions.Fraction(1, 2)}, tmp_path / "objects.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    cases = {"garbage.pth": "unpickling stopped: Unsupported operand", "objects.pth": "weights-only load refuses: "
+             "Unsupported global: GLOBAL fractions.Fraction", "empty.pth": r"\(the file is empty\)"}
+    for name, reason in cases.items():
+        with pytest.raises(DeployError, match=f"{name}: not a readable PyTorch checkpoint .*{reason}") as err:
+            checkpoint_facts(tmp_path / name)
+        assert "weights_only" not in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(DeployError, match="garbage.pth: not a readable PyTorch checkpoint"):
+        Detector(tmp_path / "garbage.pth", backend="torch")

@@ -69,13 +69,11 @@ def has_shipped_weights(name: str) -> bool:
 
 
 def _training_model_name(path: Path) -> str:
-    """The architecture a checkpoint was trained as, when our trainer wrote it; else ask for `model=`."""
-    import torch
+    """The architecture a checkpoint was trained as, when our trainer wrote it; else ask for `model=`.
+    An unreadable file gets checkpoint_facts' error (missing, corrupt), not a request for the architecture."""
+    from effdet.checkpoint import checkpoint_facts
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # read_state_dict gives the precise error below
-        ckpt = None
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("settings"), dict) and "model" in ckpt["settings"]:
-        return str(ckpt["settings"]["model"])
+    name = checkpoint_facts(path).model
+    if name:
+        return name
     raise DeployError(f"{path}: say which architecture this checkpoint is (model=..., e.g. tf_efficientdet_d0)")
