@@ -26,7 +26,8 @@ OUR_LOGGER = logger.name
 
 @contextlib.contextmanager
 def third_party_to_log(path: Path, verbose: bool = False) -> Iterator[Path]:
-    """Within the block: fd 1/2 -> `path` (tee'd to the console when verbose), our logger -> console."""
+    """Within the block: fd 1/2 -> `path` (tee'd to the console when verbose), our logger -> console.
+    A block that fails before anything reached the log (bad input found first) leaves no empty log behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     _flush_all()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
@@ -38,8 +39,10 @@ def third_party_to_log(path: Path, verbose: bool = False) -> Iterator[Path]:
     streams = sys.stdout, sys.stderr      # may not be fd 1/2 (pytest's capture): Python prints follow fd 1/2 too
     sys.stdout, sys.stderr = (open(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace") for fd in (1, 2))
     restore_logging = _route_logging(console, verbose)
+    failed = True
     try:
         yield path
+        failed = False
     finally:
         _flush_all()
         restore_logging()
@@ -53,6 +56,8 @@ def third_party_to_log(path: Path, verbose: bool = False) -> Iterator[Path]:
             tee.close()
         console.close()
         log.close()
+        if failed and path.stat().st_size == 0:
+            path.unlink()
 
 
 def _route_logging(console: IO[str], verbose: bool) -> Callable[[], None]:

@@ -75,6 +75,23 @@ def test_in_process_prints_reach_the_log_under_a_replaced_sys_stdout(tmp_path, c
     assert "histogram" not in capsys.readouterr().out
 
 
+def test_failure_before_any_output_leaves_no_log(tmp_path):
+    """Bad input (here a missing ONNX file) is one error line and no empty OUT.log beside --output;
+    a failure after output was logged keeps its log."""
+    from effdet_deploy.console import third_party_to_log
+
+    (tmp_path / "calib").mkdir()
+    r = subprocess.run([sys.executable, "-m", "effdet_deploy", "quantize", "--onnx", str(tmp_path / "none.onnx"),
+                        "--output", str(tmp_path / "q.onnx"), "--precision", "int8", "--calib-dir",
+                        str(tmp_path / "calib")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "error:" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib"]
+    with pytest.raises(RuntimeError), third_party_to_log(tmp_path / "kept.log"):
+        print("third-party line before the failure")
+        raise RuntimeError("late failure")
+    assert "third-party line" in (tmp_path / "kept.log").read_text()
+
+
 @pytest.mark.slow
 def test_quantize_console_is_ours(tmp_path):
     require_modelopt()
