@@ -225,15 +225,38 @@ STEPS = [("reference", prepare_reference), ("export", export_artifacts), ("quant
          ("pictures", draw_examples)]
 
 
+def check_settings(s: PipelineSettings) -> None:
+    """Every input the steps will read, checked before the first step: a typo in --calib-dir or --images
+    fails at once, not after minutes of export and quantization, and before the output folder exists."""
+    from effdet.checkpoint import checkpoint_facts
+    from effdet.config import get_config
+    from runtime.image_io import list_images
+
+    if not s.output.parent.resolve().is_dir():
+        raise DeployError(f"{s.output}: parent folder does not exist")
+    get_config(s.model)
+    counts = {"--calib-images": s.calib_images, "--eval-images": s.eval_images,
+              "--bench-iterations": s.bench_iterations, "--image-size": s.image_size or 1}
+    for flag, value in counts.items():
+        if value < 1:
+            raise DeployError(f"{flag} must be at least 1, got {value}")
+    if s.checkpoint is not None:
+        checkpoint_facts(s.checkpoint)       # missing or unreadable: its one-line error
+    if s.calib_dir is not None:
+        list_images(s.calib_dir)
+    if (s.images is None) != (s.annotations is None):
+        raise DeployError("--images and --annotations go together (COCO-format annotations for those images)")
+    if s.images is not None and s.annotations is not None:
+        list_images(s.images)
+        if not s.annotations.is_file():
+            raise DeployError(f"{s.annotations}: annotations file not found")
+
+
 def run_pipeline(s: PipelineSettings) -> Run:
     from effdet_deploy.console import third_party_to_log
     from effdet_deploy.report import write_report
 
-    if not s.output.parent.resolve().is_dir():
-        raise DeployError(f"{s.output}: parent folder does not exist")
-    from effdet.config import get_config
-
-    get_config(s.model)                      # an unknown model name fails before the output folder exists
+    check_settings(s)
     s.output.mkdir(parents=True, exist_ok=True)
     run = Run(s)
     log = s.output / "pipeline.log"

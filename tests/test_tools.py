@@ -162,3 +162,23 @@ def test_pipeline_end_to_end(tmp_path):
     assert all((out / p).is_file() for p in run.pictures)
     report = (out / "report.md").read_text()
     assert "## Parity against PyTorch" in report and "![latency.png](latency.png)" in report
+
+
+def test_pipeline_checks_its_inputs_before_the_first_step(tmp_path):
+    """A bad flag is one error naming it, raised before any export and before the output folder exists."""
+    from effdet_deploy.pipeline import PipelineSettings, run_pipeline
+
+    (tmp_path / "no_images").mkdir()
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    out = tmp_path / "pipe"
+    cases = [({"calib_dir": tmp_path / "missing"}, "missing: no such file or folder"),
+             ({"calib_dir": tmp_path / "no_images"}, "no_images: no images found"),
+             ({"images": tmp_path / "no_images"}, "--images and --annotations go together"),
+             ({"images": tmp_path / "no_images", "annotations": tmp_path / "a.json"}, "no_images: no images found"),
+             ({"checkpoint": tmp_path / "garbage.pth"}, "garbage.pth: not a readable PyTorch checkpoint"),
+             ({"eval_images": 0}, "--eval-images must be at least 1, got 0"),
+             ({"bench_iterations": -1}, "--bench-iterations must be at least 1")]
+    for overrides, message in cases:
+        with pytest.raises(DeployError, match=message):
+            run_pipeline(PipelineSettings(model="shapes_d0", output=out, **overrides))
+        assert not out.exists(), overrides
