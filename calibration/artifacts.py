@@ -19,6 +19,7 @@ from calibration.opset17 import MIN_TENSORRT
 from export.onnx_export import node_counts
 from export.onnx_io import metadata_of, read_onnx, write_onnx
 from runtime.errors import DeployError
+from runtime.image_io import list_images
 from runtime.log import logger
 from runtime.model_info import ModelInfo
 
@@ -49,6 +50,7 @@ def _load_fp32(path: Path) -> tuple[onnx.ModelProto, ModelInfo]:
 
 
 def check(s: QuantizeSettings) -> None:
+    """The settings and the inputs' presence, cheap enough to run before the command opens its log."""
     if s.precision not in PRECISIONS:
         raise DeployError(f"--precision must be one of {', '.join(PRECISIONS)}, got {s.precision}")
     if s.precision == "int8" and s.calib_dir is None:
@@ -57,6 +59,12 @@ def check(s: QuantizeSettings) -> None:
         raise DeployError(f"--method must be one of {', '.join(METHODS)}, got {s.method}")
     if not s.output.resolve().parent.is_dir():
         raise DeployError(f"{s.output}: output folder does not exist")
+    if s.output.resolve() == s.onnx.resolve():
+        raise DeployError(f"{s.output}: --output is the input file; write the {s.precision.upper()} file beside it")
+    if not s.onnx.is_file():
+        raise DeployError(f"{s.onnx}: file not found")
+    if s.calib_dir is not None and s.precision == "int8":
+        list_images(s.calib_dir)
 
 
 def quantize_onnx(s: QuantizeSettings) -> Path:

@@ -114,3 +114,18 @@ def test_export_range_checks(tmp_path, flags, fragment):
 def test_usage_errors_are_one_line():
     one_line_error(run("infer", "--model", "shapes_d0"), "required: --input", "see effdet-deploy infer --help")
     one_line_error(run("bench", "--model", "shapes_d0", "--iterations", "many"), "invalid int value: 'many'")
+
+
+def test_quantize_refuses_to_overwrite_its_input_and_keeps_an_old_log(tmp_path):
+    """--output equal to --onnx would replace the FP32 export by its FP16 copy: refused, the input untouched;
+    bad input is found before OUT.log is opened, so the log of an earlier run is kept as it was."""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"stand-in: refused before it is read")
+    one_line_error(run("quantize", "--onnx", model, "--output", model, "--precision", "fp16"),
+                   "m.onnx: --output is the input file")
+    assert model.read_bytes() == b"stand-in: refused before it is read"
+    (tmp_path / "q.log").write_text("the earlier run's log")
+    (tmp_path / "calib").mkdir()
+    one_line_error(run("quantize", "--onnx", model, "--output", tmp_path / "q.onnx", "--precision", "int8",
+                       "--calib-dir", tmp_path / "calib"), "calib: no images found")
+    assert (tmp_path / "q.log").read_text() == "the earlier run's log"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from runtime.errors import DeployError
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", type=Path, required=True, help="an FP32 file from `effdet-deploy export`")
@@ -26,15 +24,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from calibration.artifacts import QuantizeSettings, quantize_onnx
+    from calibration.artifacts import QuantizeSettings, check, quantize_onnx
     from effdet_deploy.console import log_path_for, third_party_to_log
 
     settings = QuantizeSettings(onnx=args.onnx, output=args.output, precision=args.precision,
                                 calib_dir=args.calib_dir, calib_images=args.calib_images, calib_batch=args.calib_batch,
                                 method=args.method, exclude=args.exclude, target=args.target, seed=args.seed)
+    check(settings)                 # bad input fails before OUT.log is opened (and an old one truncated)
     log = log_path_for(args.output, "quantize")
-    if not args.output.resolve().parent.is_dir():     # before a log file is written there
-        raise DeployError(f"{args.output}: output folder does not exist")
     with third_party_to_log(log, getattr(args, "verbose", False)):
         quantize_onnx(settings)
     print(f"ModelOpt / ONNX Runtime messages: {log}" + ("" if getattr(args, "verbose", False) else " (-v shows them live)"))
