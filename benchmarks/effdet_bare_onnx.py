@@ -10,8 +10,9 @@
         --effdet-onnx-dynamic /tmp/effdet_d0_bare_dyn.onnx
 
 `--dynamic-batch` exports the batch axis as a symbol (the control for the batch-1 vs batch-8 comparison:
-what ONNX Runtime does with a batch of effdet's own network). The network only: `create_model(..., bench_task="")` returns EfficientDet without DetBenchPredict, so the
-file has no preprocessing, no anchor decoding and no NMS (random weights: the timing does not depend on them).
+what ONNX Runtime does with a batch of effdet's own network). The network only:
+`create_model(..., bench_task="")` returns EfficientDet without DetBenchPredict, so the file has no
+preprocessing, no anchor decoding and no NMS (random weights: the timing does not depend on them).
 """
 from __future__ import annotations
 
