@@ -135,7 +135,8 @@ def main() -> None:
     b1, b8 = ms["dynamic --nms onnx, batch 1"], ms["dynamic --nms onnx, batch 8 (per image)"]
     n1, n8 = ms["dynamic network alone, batch 1"], ms["dynamic network alone, batch 8 (per image)"]
     control = f", effdet's bare network {ms[EFFDET_B1] / ms[EFFDET_B8]:.2f}" if EFFDET_B8 in ms else ""
-    print(f"  batch-8 / batch-1 per-image throughput: full --nms onnx {b1 / b8:.2f}, network alone {n1 / n8:.2f}{control}")
+    print(f"  batch-8 / batch-1 per-image throughput: full --nms onnx {b1 / b8:.2f}, "
+          f"network alone {n1 / n8:.2f}{control}")
     print(f"  full --nms onnx vs bare network stand-in: {ms['full --nms onnx'] / ms['bare network stand-in (unfused, torch.onnx)']:.2f}x")
     if EFFDET in ms:
         print(f"  full --nms onnx vs effdet's bare network, both in sessions like ours: "
