@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -43,10 +44,11 @@ def no_default(action: argparse.Action) -> bool:
 
 
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """--help shows each flag's default, except where there is none to show (None, off switches)."""
+    """--help shows each flag's default, except where there is none to show (None, off switches) or the help
+    states it already ("(default ..." / "default: ...")."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if no_default(action) or "default" in (action.help or ""):
+        if no_default(action) or "(default" in (action.help or "") or "default:" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action) or ""
 
@@ -91,9 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     fresh = [Path(v) for v in (getattr(args, "output", None),) if v and not Path(v).exists()]
     try:
         code = int(importlib.import_module(f"effdet_deploy.commands.{args._module}").run(args) or 0)
+        sys.stdout.flush()           # a closed pipe shows here, not in the interpreter's exit
     except DeployError as e:
         print(f"effdet-deploy {args.command}: error: {e}", file=sys.stderr)
         code = 2
+    except BrokenPipeError:          # `effdet-deploy info x --json | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # Python's own flush at exit must not fail
+        return 1
     except BaseException:
         remove_empty_folders(fresh)
         raise

@@ -97,11 +97,11 @@ def _contract(info: ModelInfo) -> list[tuple[str, str]]:
              ("batch", f"{info.batch[0]}" if info.batch[0] == info.batch[1] else f"{info.batch[0]}..{info.batch[1]}"
               + (f" (dynamic {extra['batch'][len('dynamic:'):]} min,opt,max)" if "dynamic:" in extra.get("batch", "") else "")),
              ("NMS", nms.get(info.nms, info.nms))]
-    if info.nms != "none":
-        lines.append(("NMS thresholds", f"score >= {info.score_threshold:g}, IoU {info.iou_threshold:g}, "
-                                        f"max {info.max_detections} detections"
-                                        + f", pre-NMS top-k {info.pre_nms_top_k}"
-                                        + ("" if "pre_nms_top_k" in extra else " (not recorded: the plugin's)")))
+    where = " (applied by the runtime's numpy NMS)" if info.nms == "none" else ""
+    lines.append(("NMS thresholds", f"score >= {info.score_threshold:g}, IoU {info.iou_threshold:g}, "
+                                    f"max {info.max_detections} detections"
+                                    + f", pre-NMS top-k {info.pre_nms_top_k}"
+                                    + ("" if "pre_nms_top_k" in extra else " (not recorded: the plugin's)") + where))
     return lines
 
 

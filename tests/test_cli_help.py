@@ -73,3 +73,12 @@ def test_bench_says_when_it_chunks(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "batch 6 run as 2 calls of up to 4 (the file's max batch is 4)" in out.stdout
     assert "calls of up to 4" in json.loads((tmp_path / "b" / "bench.json").read_text())["backend"]
+
+
+def test_a_closed_stdout_pipe_is_no_traceback():
+    """`effdet-deploy info d0 --json | head -1`: the reader leaves first; exit 1, nothing on stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "effdet_deploy", "info", "d0", "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                      # before the child has written anything: its writes fail
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err == "", err

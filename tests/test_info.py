@@ -60,6 +60,14 @@ def test_info_of_an_onnx_file(onnx_file):
     assert trt["TensorRT 8.6+ parser"].startswith("parses") and trt["min_tensorrt (metadata)"] == "8.6"
 
 
+def test_info_of_a_raw_output_file_shows_the_thresholds_the_runtime_applies(tmp_path):
+    raw = export_onnx(ExportSettings(model="shapes_d0", output=tmp_path / "raw.onnx", image_size=(128, 128), nms="none",
+                                     score_threshold=0.25, iou_threshold=0.6))
+    contract = dict(dict(describe(str(raw)))["contract"])
+    assert contract["NMS"] == "none (raw outputs)"
+    assert contract["NMS thresholds"].startswith("score >= 0.25, IoU 0.6") and "runtime's numpy NMS" in contract["NMS thresholds"]
+
+
 def test_info_of_an_engine_shows_its_sidecar(onnx_file, tmp_path):
     import onnx
 

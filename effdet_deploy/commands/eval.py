@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model class c -> category id: sorted = c-th id; id = c+1 (effdet COCO, 90 classes); "
                         "auto = id when the model has 90 outputs for 80 categories, else sorted")
     p.add_argument("--output", default=None,
-                   help="COCO results JSON to write (default: eval-output/<model name>.results.json)")
+                   help="COCO results JSON to write (default: eval-output/<model file name>.results.json)")
 
 
 def default_output(model: str) -> Path:

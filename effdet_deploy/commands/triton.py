@@ -8,7 +8,8 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help=".onnx (with --nms onnx) or .engine/.plan")
     p.add_argument("--output", type=Path, required=True, help="model repository folder")
-    p.add_argument("--name", default=None)
+    p.add_argument("--name", default=None,
+                   help="model name in the repository (default: the file name, dots as underscores)")
     p.add_argument("--max-batch-size", type=int, default=None, help="default: the file's maximum batch")
     p.add_argument("--dynamic-batching", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--instances", type=int, default=1, help="model instances per GPU")
