@@ -65,7 +65,8 @@ def test_info_of_a_raw_output_file_shows_the_thresholds_the_runtime_applies(tmp_
                                      score_threshold=0.25, iou_threshold=0.6))
     contract = dict(dict(describe(str(raw)))["contract"])
     assert contract["NMS"] == "none (raw outputs)"
-    assert contract["NMS thresholds"].startswith("score >= 0.25, IoU 0.6") and "runtime's numpy NMS" in contract["NMS thresholds"]
+    thresholds = contract["NMS thresholds"]
+    assert thresholds.startswith("score >= 0.25, IoU 0.6") and "runtime's numpy NMS" in thresholds
 
 
 def test_info_of_an_engine_shows_its_sidecar(onnx_file, tmp_path):
