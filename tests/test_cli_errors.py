@@ -122,7 +122,7 @@ def test_quantize_refuses_to_overwrite_its_input_and_keeps_an_old_log(tmp_path):
     model = tmp_path / "m.onnx"
     model.write_bytes(b"stand-in: refused before it is read")
     one_line_error(run("quantize", "--onnx", model, "--output", model, "--precision", "fp16"),
-                   "m.onnx: --output is the input file")
+                   "m.onnx: --output is the --onnx input")
     assert model.read_bytes() == b"stand-in: refused before it is read"
     (tmp_path / "q.log").write_text("the earlier run's log")
     (tmp_path / "calib").mkdir()
