@@ -41,7 +41,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
         raise DeployError(f"{path}: not a readable PyTorch checkpoint (the file is empty)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+            pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:   # a text file as .pth: KeyError, IndexError
         raise DeployError(f"{path}: not a readable PyTorch checkpoint ({_load_failure(e)})") from None
     facts = _facts(obj, path)
     if isinstance(obj, dict):
@@ -58,6 +59,8 @@ def _load_failure(error: Exception) -> str:
     """The reason inside torch's weights-only error, without its advice to load with weights_only=False
     (which runs whatever code the file holds: we never do that)."""
     text = str(error)
+    if isinstance(error, (KeyError, IndexError, TypeError, AttributeError)):   # torch.load choking on other bytes
+        return f"corrupt, or not a PyTorch file: {type(error).__name__} {text[:80]} while reading it"
     marker = "WeightsUnpickler error:"
     if marker not in text:   # e.g. a truncated zip: its first sentence names it
         return text.splitlines()[0].split(". ")[0].rstrip(".")[:200] if text.strip() else type(error).__name__

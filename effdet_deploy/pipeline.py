@@ -236,7 +236,7 @@ def check_settings(s: PipelineSettings) -> None:
         raise DeployError(f"{s.output}: parent folder does not exist")
     get_config(s.model)
     counts = {"--calib-images": s.calib_images, "--eval-images": s.eval_images,
-              "--bench-iterations": s.bench_iterations, "--image-size": s.image_size or 1}
+              "--bench-iterations": s.bench_iterations, "--image-size": 1 if s.image_size is None else s.image_size}
     for flag, value in counts.items():
         if value < 1:
             raise DeployError(f"{flag} must be at least 1, got {value}")

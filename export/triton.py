@@ -7,6 +7,7 @@ load balancer); the repository is the unit they deploy.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +104,19 @@ def validate_config(text: str, source: str) -> object:
         raise DeployError(f"{source}: not a valid Triton model config ({e})") from None
 
 
+def check_settings(s: TritonSettings) -> None:
+    """A model name is one folder inside the repository (Triton's names: letters, digits, _ . -), counts >= 1."""
+    if s.name is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", s.name):
+        raise DeployError(f"--name '{s.name}' must be one folder name (letters, digits, _ . -), not a path")
+    if s.instances < 1:
+        raise DeployError(f"--instances must be at least 1, got {s.instances}")
+    if s.max_batch_size is not None and s.max_batch_size < 0:
+        raise DeployError(f"--max-batch-size must be >= 0 (0: no batching), got {s.max_batch_size}")
+
+
 def triton_repository(s: TritonSettings) -> Path:
     """Write REPO/NAME/{config.pbtxt, 1/model.*}; returns the model folder."""
+    check_settings(s)
     if s.model.suffix not in PLATFORMS:
         raise DeployError(f"{s.model}: Triton repositories take .onnx or .engine/.plan files")
     info, has_plugin = file_info(s.model)

@@ -59,8 +59,10 @@ def test_unreadable_checkpoints_say_why(tmp_path):
     (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
     torch.save({"w": torch.zeros(1), "ratio": fractions.Fraction(1, 2)}, tmp_path / "objects.pth")
     (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "text.pth").write_text("hi")          # torch.load raised KeyError here, not an unpickling error
     cases = {"garbage.pth": "unpickling stopped: Unsupported operand", "objects.pth": "weights-only load refuses: "
-             "Unsupported global: GLOBAL fractions.Fraction", "empty.pth": r"\(the file is empty\)"}
+             "Unsupported global: GLOBAL fractions.Fraction", "empty.pth": r"\(the file is empty\)",
+             "text.pth": "corrupt, or not a PyTorch file"}
     for name, reason in cases.items():
         with pytest.raises(DeployError, match=f"{name}: not a readable PyTorch checkpoint .*{reason}") as err:
             checkpoint_facts(tmp_path / name)

@@ -130,6 +130,12 @@ def test_triton_configs_parse_with_tritons_schema(files, tmp_path):
     broken = (folder / "config.pbtxt").read_text().replace("max_batch_size", "max_batch")
     with pytest.raises(DeployError, match="not a valid Triton model config"):
         validate_config(broken, "broken")
+    for bad, message in ((dict(name="../../evil"), "must be one folder name"), (dict(name="a/b"), "not a path"),
+                         (dict(instances=0), "--instances must be at least 1"),
+                         (dict(max_batch_size=-1), "--max-batch-size must be >= 0")):
+        with pytest.raises(DeployError, match=message):
+            triton_repository(TritonSettings(model=onnxnms, output=tmp_path / "repo3", **bad))
+    assert not (tmp_path / "repo3").exists() and not (tmp_path / "evil").exists()
 
 
 def test_infer_writes_pictures_and_json(files, tmp_path):
@@ -177,7 +183,8 @@ def test_pipeline_checks_its_inputs_before_the_first_step(tmp_path):
              ({"images": tmp_path / "no_images", "annotations": tmp_path / "a.json"}, "no_images: no images found"),
              ({"checkpoint": tmp_path / "garbage.pth"}, "garbage.pth: not a readable PyTorch checkpoint"),
              ({"eval_images": 0}, "--eval-images must be at least 1, got 0"),
-             ({"bench_iterations": -1}, "--bench-iterations must be at least 1")]
+             ({"bench_iterations": -1}, "--bench-iterations must be at least 1"),
+             ({"image_size": 0}, "--image-size must be at least 1, got 0")]
     for overrides, message in cases:
         with pytest.raises(DeployError, match=message):
             run_pipeline(PipelineSettings(model="shapes_d0", output=out, **overrides))
