@@ -12,23 +12,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from runtime.atomic import write_atomic
+from runtime.coco_annotations import load_annotations  # also imported from here by eval, infer and tests
 from runtime.errors import DeployError
 from runtime.lazy import lazy_import
 from runtime.result import Detections
 
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-
-
-def load_annotations(path: str | Path) -> dict[str, Any]:
-    """A COCO annotation file as a dict; DeployError naming the file when it is not one."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DeployError(f"{path}: not a readable JSON file ({e})") from None
-    if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations", "categories")):
-        raise DeployError(f"{path}: not COCO format (needs images, annotations, categories)")
-    return data
 
 
 CLASS_MAPS = ("auto", "sorted", "id")
@@ -73,7 +62,7 @@ def coco_map(coco: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, f
         return {k: 0.0 for k in METRICS}
     with contextlib.redirect_stdout(io.StringIO()):
         gt = coco_mod.COCO()
-        gt.dataset = {**coco, "annotations": [{**a, "id": i + 1} for i, a in enumerate(coco["annotations"])]}
+        gt.dataset = {**coco, "annotations": [_scored_annotation(i, a) for i, a in enumerate(coco["annotations"])]}
         gt.createIndex()
         dt = gt.loadRes(results)
         ev = eval_mod.COCOeval(gt, dt, "bbox")
@@ -81,6 +70,12 @@ def coco_map(coco: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, f
         ev.accumulate()
         ev.summarize()
     return {k: None if v < 0 else float(v) for k, v in zip(METRICS, ev.stats[:6])}
+
+
+def _scored_annotation(index: int, a: dict[str, Any]) -> dict[str, Any]:
+    """An annotation as pycocotools reads it: a unique id, and iscrowd (0) and area (box w * h) where the
+    file leaves them out (both optional in our format; pycocotools raises KeyError without them)."""
+    return {"iscrowd": 0, "area": float(a["bbox"][2]) * float(a["bbox"][3]), **a, "id": index + 1}
 
 
 def format_metric(value: float | None, digits: int = 3) -> str:
@@ -125,14 +120,15 @@ def coco_map_of_parts(coco: dict[str, Any], results: list[dict[str, Any]], parts
 
 def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path: Path, backend: str | None = None,
                    device: str | None = None, options: dict[str, Any] | None = None, batch: int = 8,
-                   class_map: str = "auto") -> dict[str, float | None]:
-    """Run a model file over a COCO dataset on disk (with progress), write COCO results, return metrics.
-    Every detection the file keeps is scored (score threshold 0: mAP needs the low-score ones), never
-    the Detector's display default."""
+                   class_map: str = "auto", coco: dict[str, Any] | None = None) -> dict[str, float | None]:
+    """Run a model file over a COCO dataset on disk (with progress), return metrics, then write COCO results
+    (only once everything succeeded, atomically). Every detection the file keeps is scored (score threshold
+    0: mAP needs the low-score ones), never the Detector's display default. `coco`: the already loaded and
+    checked `annotations`, so callers that looked at it first do not read it twice."""
     from runtime.detector import Detector
     from runtime.image_io import read_image
 
-    coco = load_annotations(annotations)
+    coco = load_annotations(annotations) if coco is None else coco
     names = {int(c["id"]): c.get("name", "") for c in coco["categories"]}
     results: list[dict[str, Any]] = []
     with Detector(model, backend=backend, device=device, score_threshold=0.0, **(options or {})) as det:
@@ -150,6 +146,7 @@ def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path
                 results.extend(to_coco_results(int(entry["id"]), d, categories))
             done = min(start + batch, len(entries))
             print(f"\reval: {done}/{len(entries)} images", end="\n" if done == len(entries) else "", flush=True)
+    metrics = coco_map(coco, results)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(results_path, json.dumps(results))
-    return coco_map(coco, results)
+    return metrics

@@ -1,7 +1,9 @@
 """`eval`: COCO mAP of any model file on a COCO-format dataset. The class mapping is explicit and
 printed: --class-map sorted (c-th category id) or id (c + 1, effdet's 90-class COCO checkpoints).
 Every detection the file keeps is scored (mAP needs the low-score ones); the COCO results file goes
-into an output folder, never silently next to the dataset."""
+into an output folder, never silently next to the dataset, and only once everything succeeded. The
+annotation file is checked before the model loads; a dataset with no images or no objects is INCONCLUSIVE
+(exit 3, nothing written): an AP of 0 or n/a there would measure nothing."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +36,9 @@ def default_output(model: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from effdet_deploy.commands.compare import EXIT_CODES
     from effdet_deploy.tool_images import checkpoint_options
+    from runtime.coco_annotations import load_annotations, nothing_to_evaluate
     from runtime.coco_eval import evaluate_files, format_metric
     from runtime.errors import DeployError
 
@@ -43,9 +47,16 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else default_output(args.model)
     if out.is_dir():
         raise DeployError(f"{out}: is a folder; --output names the results file, e.g. {out / 'results.json'}")
+    if not Path(args.images).is_dir():
+        raise DeployError(f"{args.images}: --images folder not found")
+    coco = load_annotations(args.annotations)
+    why = nothing_to_evaluate(coco)
+    if why is not None:
+        print(f"eval: INCONCLUSIVE: {args.annotations}: {why}; no mAP to measure, {out} not written")
+        return EXIT_CODES["INCONCLUSIVE"]
     metrics = evaluate_files(args.model, Path(args.images), Path(args.annotations), out, backend=args.backend,
                              device=args.device, options=checkpoint_options(args), batch=args.batch,
-                             class_map=args.class_map)
+                             class_map=args.class_map, coco=coco)
     print("  ".join(f"{k} {format_metric(v, 4)}" for k, v in metrics.items())
           + ("  (n/a: the dataset has no objects of that size)" if None in metrics.values() else ""))
     print(f"wrote {out} (COCO results)")
