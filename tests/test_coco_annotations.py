@@ -131,7 +131,9 @@ def test_eval_cli_refuses_a_broken_file_before_writing(tmp_path, small_model, da
 
 
 @pytest.mark.parametrize("edit, why", [(_set("annotations", []), "no annotated objects on its 2 images"),
-                                       (lambda d: d.update(images=[], annotations=[]), "lists no images")])
+                                       (lambda d: d.update(images=[], annotations=[]), "lists no images"),
+                                       (lambda d: [a.update(iscrowd=1) for a in d["annotations"]],
+                                        "crowd regions, which COCO does not score")])
 def test_eval_cli_nothing_to_evaluate_is_inconclusive(tmp_path, small_model, dataset, edit, why):
     _, run = eval_cli(tmp_path, small_model, dataset, edit)
     assert run.returncode == 3, run.stdout + run.stderr
