@@ -48,12 +48,19 @@ def backend_for(path: str | Path) -> str:
 
 def load_backend(name: str, path: str | Path, device: str | None, **kwargs: Any) -> Backend:
     import importlib
+    import inspect
 
     if name not in BACKENDS:
         raise DeployError(f"unknown backend '{name}'; known: {', '.join(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
     backend_cls: type[Backend] = getattr(importlib.import_module(module), cls)
-    return backend_cls(path, device, **kwargs)
+    accepted = set(inspect.signature(backend_cls.__init__).parameters)
+    foreign = [k for k, v in kwargs.items() if k not in accepted and v is not None]
+    if foreign:   # e.g. --arch / --image-size (torch options) given with an .onnx file
+        named = ", ".join(f"{k}= (--{k.replace('_', '-')})" if k != "model" else "model= (--arch)" for k in foreign)
+        raise DeployError(f"{path}: {named} does not apply to the {name} backend (PyTorch checkpoints take "
+                          "model= and image_size=, engines use_cuda_graph=)")
+    return backend_cls(path, device, **{k: v for k, v in kwargs.items() if k in accepted})
 
 
 class Detector:

@@ -145,6 +145,15 @@ def test_bad_files(tmp_path):
         Detector(broken)
 
 
+def test_options_of_another_backend_are_one_error(files):
+    """--arch / --image-size with an .onnx file were a TypeError from the backend's constructor."""
+    with pytest.raises(DeployError, match=r"model= \(--arch\), image_size= \(--image-size\) does not apply to "
+                                          "the onnxruntime backend"):
+        Detector(files["efficient"], model="d0", image_size=256)
+    with Detector(files["efficient"], model=None) as det:   # an option left unset is no option
+        assert det.info.nms == "efficient"
+
+
 BLOCKER = """
 import sys, importlib.abc
 class Block(importlib.abc.MetaPathFinder):
