@@ -247,9 +247,12 @@ def check_settings(s: PipelineSettings) -> None:
     if (s.images is None) != (s.annotations is None):
         raise DeployError("--images and --annotations go together (COCO-format annotations for those images)")
     if s.images is not None and s.annotations is not None:
+        from runtime.coco_annotations import load_annotations, nothing_to_evaluate
+
         list_images(s.images)
-        if not s.annotations.is_file():
-            raise DeployError(f"{s.annotations}: annotations file not found")
+        empty = nothing_to_evaluate(load_annotations(s.annotations))    # a bad file: its one-line error
+        if empty:
+            raise DeployError(f"{s.annotations}: {empty}; no accuracy to measure")
 
 
 def run_pipeline(s: PipelineSettings) -> Run:

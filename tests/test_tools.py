@@ -176,6 +176,10 @@ def test_pipeline_checks_its_inputs_before_the_first_step(tmp_path):
 
     (tmp_path / "no_images").mkdir()
     (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "1.png").write_bytes(b"listed by suffix only")
+    (tmp_path / "not_coco.json").write_text('{"images": "x"}')
+    (tmp_path / "empty.json").write_text('{"images": [], "annotations": [], "categories": []}')
     out = tmp_path / "pipe"
     cases = [({"calib_dir": tmp_path / "missing"}, "missing: no such file or folder"),
              ({"calib_dir": tmp_path / "no_images"}, "no_images: no images found"),
@@ -184,7 +188,9 @@ def test_pipeline_checks_its_inputs_before_the_first_step(tmp_path):
              ({"checkpoint": tmp_path / "garbage.pth"}, "garbage.pth: not a readable PyTorch checkpoint"),
              ({"eval_images": 0}, "--eval-images must be at least 1, got 0"),
              ({"bench_iterations": -1}, "--bench-iterations must be at least 1"),
-             ({"image_size": 0}, "--image-size must be at least 1, got 0")]
+             ({"image_size": 0}, "--image-size must be at least 1, got 0"),
+             ({"images": tmp_path / "images", "annotations": tmp_path / "not_coco.json"}, "not_coco.json: not COCO"),
+             ({"images": tmp_path / "images", "annotations": tmp_path / "empty.json"}, "empty.json: .*no images")]
     for overrides, message in cases:
         with pytest.raises(DeployError, match=message):
             run_pipeline(PipelineSettings(model="shapes_d0", output=out, **overrides))
