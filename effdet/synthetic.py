@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,31 @@ class SynthSpec:
     max_size: float = 100.0
     max_overlap: float = 0.15   # IoU above which a new shape is re-drawn elsewhere
     noise: float = 8.0          # std of per-pixel Gaussian noise, 0-255 scale
+
+
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 2048  # shapes are 20-100 px; the largest EfficientDet input is 1536 (D7)
+
+
+def check_image_size(size: int, flag: str = "--image-size") -> None:
+    """One line for a size no generated scene (or training run) can use; 100000 asked numpy for 149 GiB."""
+    if not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
+        raise DeployError(f"{flag} must be {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}, got {size}")
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """numpy's generators take seeds >= 0 and torch's below 2**64: one range for both."""
+    if not 0 <= seed < 2**64:
+        raise DeployError(f"{flag} must be 0 to 2**64 - 1, got {seed}")
+
+
+def check_fresh_folder(output: str | Path, flag: str = "--output") -> None:
+    """A dataset is written into a new or empty folder only: writing over one would replace its
+    annotations.json and leave its old images behind, no longer listed."""
+    out = Path(output)
+    if out.is_file():
+        raise DeployError(f"{output}: {flag} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise DeployError(f"{output}: {flag} is not empty; give a new or empty folder (nothing was written)")
 
 
 @dataclass(frozen=True)
@@ -162,6 +188,9 @@ def coco_dataset(seed: int, images: int, spec: SynthSpec = SynthSpec(), progress
     """`images` rendered images and their COCO annotation dict (image ids 1..n, category = class + 1)."""
     if images < 1:
         raise DeployError(f"--images must be at least 1, got {images}")
+    check_seed(seed)
+    check_image_size(spec.height)
+    check_image_size(spec.width)
     pixels: list[np.ndarray] = []
     coco: dict[str, list[dict[str, object]]] = {"images": [], "annotations": [], "categories": coco_categories()}
     for i in range(images):
@@ -175,7 +204,8 @@ def coco_dataset(seed: int, images: int, spec: SynthSpec = SynthSpec(), progress
                                         "category_id": int(cls) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
                                         "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
         if progress and ((i + 1) % 100 == 0 or i + 1 == images):
-            print(f"\rsynth: {i + 1}/{images} images", end="\n" if i + 1 == images else "", flush=True)
+            last = i + 1 == images or not sys.stdout.isatty()   # a log file gets one line per report
+            print(f"\rsynth: {i + 1}/{images} images", end="\n" if last else "", flush=True)
     return pixels, coco
 
 

@@ -13,17 +13,21 @@ import math
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from effdet.checkpoint import read_checkpoint
+from effdet.config import ALIASES, get_config
 from effdet.factory import create_model
 from effdet.model import EfficientDet
 from effdet.predict import model_anchors
 from effdet.synthetic import CLASS_NAMES, SynthSpec, render
-from effdet.train_settings import TrainSettings
+from effdet.train_settings import TrainSettings, check_settings
 from runtime.atomic import write_atomic
+from runtime.errors import DeployError
 from runtime.log import logger
 
 FOCAL_ALPHA = 0.25
@@ -168,23 +172,70 @@ def train_step(model: EfficientDet, opt: torch.optim.Optimizer, x: torch.Tensor,
     return loss.item(), cls_loss.detach(), box_loss.detach()
 
 
+def check_output(out: Path, resume: str | Path | None) -> None:
+    """OUTPUT is a folder whose last.pth is only ever replaced by the run it came from (--resume it)."""
+    if out.exists() and not out.is_dir():
+        raise DeployError(f"{out}: --output is a file; give a folder")
+    last = out / "last.pth"
+    if last.exists() and (resume is None or Path(resume).resolve() != last.resolve()):
+        raise DeployError(f"{last}: an earlier run's checkpoint; pass --resume {last} to continue it, "
+                          "or give another --output")
+
+
+def read_resume(path: str | Path, s: TrainSettings) -> dict[str, Any]:
+    """The training checkpoint to continue, checked before the model is built: readable (the project's
+    checkpoint reader), the keys the trainer needs, the architecture it records, a step below --steps."""
+    try:
+        facts = read_checkpoint(path)[1]
+    except DeployError as e:
+        raise DeployError(f"--resume {e}") from None
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "state_dict_ema", "step"):
+        if not isinstance(ckpt, dict) or key not in ckpt:
+            raise DeployError(f"--resume {path}: lacks '{key}': not a checkpoint of effdet-deploy train "
+                              "(its last.pth holds state_dict, state_dict_ema and step)")
+    if not all(isinstance(ckpt[k], dict) for k in ("state_dict", "state_dict_ema")) or type(ckpt["step"]) is not int:
+        raise DeployError(f"--resume {path}: state_dict/state_dict_ema are not dicts or step is not an integer")
+    wanted = get_config(s.model).name
+    if facts.model is not None and ALIASES.get(facts.model, facts.model) != wanted:
+        raise DeployError(f"--resume {path}: a {facts.model} checkpoint, --model is {wanted} "
+                          f"(pass --model {facts.model})")
+    if not 0 <= ckpt["step"] < s.steps:
+        raise DeployError(f"--resume {path}: it is at step {ckpt['step']}; --steps {s.steps} leaves nothing to train")
+    return ckpt
+
+
+def resume_into(model: EfficientDet, ema: WeightEMA, ckpt: dict[str, Any], path: str | Path) -> int:
+    """Load weights and EMA (strict: every key, every shape, the class head too) -> the step to continue at."""
+    own = model.state_dict()
+    for name in ("state_dict", "state_dict_ema"):
+        state = ckpt[name]
+        shape = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        if shape != {k: tuple(v.shape) for k, v in own.items()}:
+            bad = sorted(set(shape) ^ set(own)) or [k for k in own if shape[k] != tuple(own[k].shape)]
+            raise DeployError(f"--resume {path}: its {name} does not fit {model.config.name} "
+                              f"({len(bad)} key(s) missing, extra or of another shape, e.g. {bad[0]})")
+    model.load_state_dict(ckpt["state_dict"])
+    ema.state = ckpt["state_dict_ema"]
+    ema.updates = ckpt["step"]
+    return int(ckpt["step"])
+
+
 def train(s: TrainSettings, output: str | Path, resume: str | Path | None = None) -> Path:
-    """Train on synthetic shapes; writes OUTPUT/last.pth every `checkpoint_every` steps and at the end."""
+    """Train on synthetic shapes; writes OUTPUT/last.pth every `checkpoint_every` steps and at the end.
+    Every setting, the output folder and the --resume file are checked first: bad input runs no step."""
+    check_settings(s)
+    out = Path(output)
+    check_output(out, resume)
+    ckpt = read_resume(resume, s) if resume is not None else None
     if s.threads:
         torch.set_num_threads(s.threads)
     torch.manual_seed(s.seed)
-    out = Path(output)
     model = create_model(s.model, num_classes=len(CLASS_NAMES), image_size=s.image_size)
     spec = SynthSpec(height=s.image_size, width=s.image_size)
     ema = WeightEMA(model, s.ema_decay)
     opt = make_optimizer(model, s)
-    start = 0
-    if resume is not None:
-        ckpt = torch.load(resume, map_location="cpu", weights_only=True)
-        model.load_state_dict(ckpt["state_dict"])
-        ema.state = ckpt["state_dict_ema"]
-        start = int(ckpt["step"])
-        ema.updates = start
+    start = resume_into(model, ema, ckpt, resume) if ckpt is not None and resume is not None else 0
     data = SyntheticBatches(model, s.seed, spec)
     sampler = range(start * s.batch, s.steps * s.batch)
     loader = torch.utils.data.DataLoader(data, batch_size=s.batch, sampler=sampler, num_workers=1,

@@ -5,15 +5,17 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", required=True,
+                   help="a new or empty folder: OUTPUT/images/*.png + OUTPUT/annotations.json")
     p.add_argument("--images", type=int, default=300)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--image-size", type=int, default=256, help="square images of this many pixels (32 to 2048)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from effdet.synthetic import SynthSpec, write_dataset
+    from effdet.synthetic import SynthSpec, check_fresh_folder, write_dataset
 
+    check_fresh_folder(args.output)     # the counts, seed and size are checked before anything is rendered
     path = write_dataset(args.output, args.images, args.seed, SynthSpec(height=args.image_size, width=args.image_size))
     print(f"wrote {path}")
     return 0

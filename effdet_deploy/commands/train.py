@@ -5,6 +5,11 @@ import argparse
 from dataclasses import fields
 
 
+HELP = {"batch": "images per step, at least 2 (BatchNorm)", "image_size": "square input side, 32 to 2048",
+        "threads": "0: PyTorch's default; at most the cores this process may use",
+        "seed": "0 to 2**64 - 1; image i of a seed is always the same image"}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from effdet.train_settings import TrainSettings
 
@@ -14,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
-            p.add_argument(flag, type=kind, default=f.default)     # --help shows the default
+            p.add_argument(flag, type=kind, default=f.default, help=HELP.get(f.name))   # --help shows the default
     p.add_argument("--output", required=True, help="folder for last.pth (written every --checkpoint-every steps)")
     p.add_argument("--resume", default=None, help="a last.pth to continue from")
 
