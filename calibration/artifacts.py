@@ -62,7 +62,7 @@ def check(s: QuantizeSettings) -> None:
     if s.output.resolve() == s.onnx.resolve():
         raise DeployError(f"{s.output}: --output is the input file; write the {s.precision.upper()} file beside it")
     if not s.onnx.is_file():
-        raise DeployError(f"{s.onnx}: file not found")
+        raise DeployError(f"{s.onnx}: {'is a folder, not an ONNX file' if s.onnx.is_dir() else 'file not found'}")
     if s.calib_dir is not None and s.precision == "int8":
         list_images(s.calib_dir)
 

@@ -13,11 +13,14 @@ from runtime.errors import DeployError
 def read_onnx(path: Path, weights: bool = True) -> onnx.ModelProto:
     """Load an ONNX file (without external weight data when weights=False)."""
     if not path.is_file():
-        raise DeployError(f"{path}: file not found")
+        raise DeployError(f"{path}: {'is a folder, not an ONNX file' if path.is_dir() else 'file not found'}")
     try:
-        return onnx.load(str(path), load_external_data=weights)
+        proto = onnx.load(str(path), load_external_data=weights)
     except Exception as e:  # protobuf DecodeError and friends
         raise DeployError(f"{path}: not a readable ONNX file ({str(e).splitlines()[0][:160]})") from None
+    if not proto.graph.node or not proto.graph.input:   # an empty file parses as an empty ModelProto
+        raise DeployError(f"{path}: not an ONNX model (no graph{' nodes' if proto.graph.input else ' inputs'})")
+    return proto
 
 
 def metadata_of(proto: onnx.ModelProto) -> dict[str, str]:

@@ -129,3 +129,13 @@ def test_quantize_refuses_to_overwrite_its_input_and_keeps_an_old_log(tmp_path):
     one_line_error(run("quantize", "--onnx", model, "--output", tmp_path / "q.onnx", "--precision", "int8",
                        "--calib-dir", tmp_path / "calib"), "calib: no images found")
     assert (tmp_path / "q.log").read_text() == "the earlier run's log"
+
+
+@pytest.mark.parametrize("command", [("build", "--onnx"), ("info",), ("quantize", "--precision", "fp16", "--onnx")])
+def test_an_empty_onnx_file_and_a_folder_named_onnx(tmp_path, command):
+    """An empty file parses as an empty ModelProto (build raised IndexError); a folder was 'file not found'."""
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "dir.onnx").mkdir()
+    extra = ("--output", tmp_path / "q.onnx") if command[0] == "quantize" else ()
+    one_line_error(run(*command, tmp_path / "empty.onnx", *extra), "empty.onnx: not an ONNX model (no graph")
+    one_line_error(run(*command, tmp_path / "dir.onnx", *extra), "dir.onnx: is a folder, not an ONNX file")
