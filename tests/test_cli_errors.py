@@ -139,3 +139,17 @@ def test_an_empty_onnx_file_and_a_folder_named_onnx(tmp_path, command):
     extra = ("--output", tmp_path / "q.onnx") if command[0] == "quantize" else ()
     one_line_error(run(*command, tmp_path / "empty.onnx", *extra), "empty.onnx: not an ONNX model (no graph")
     one_line_error(run(*command, tmp_path / "dir.onnx", *extra), "dir.onnx: is a folder, not an ONNX file")
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (("--max-images", "0"), "--max-images must be at least 1, got 0"),      # was: one image, silently
+    (("--atol", "-1"), "--atol must be a finite number >= 0, got -1.0"),     # was: FAIL
+    (("--rtol", "nan"), "--rtol must be a finite number >= 0, got nan"),     # was: accepted
+    (("--target", "missing.onnx"), "missing.onnx: file not found"),
+])
+def test_compare_flags_are_checked_before_the_banner(tmp_path, flags, fragment):
+    target = tmp_path / "t.onnx"
+    target.write_bytes(b"not read: the flags are refused first")
+    out = run("compare", "--reference", "shapes_d0", "--target", target, *flags, "--output", tmp_path / "out")
+    one_line_error(out, fragment)
+    assert out.stdout == "" and not (tmp_path / "out").exists()

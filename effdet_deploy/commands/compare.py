@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runtime.atomic import write_atomic
+from runtime.errors import DeployError
 
 if TYPE_CHECKING:
     from runtime.parity import ParityResult
@@ -55,11 +57,25 @@ def print_table(results: list[ParityResult]) -> None:
         print(f"  => {r.verdict}" + (f": {'; '.join(r.reasons())}" if r.verdict != "PASS" else ""))
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Counts, tolerances and the files named, before the banner and before any model is loaded."""
+    if args.max_images < 1:
+        raise DeployError(f"--max-images must be at least 1, got {args.max_images}")
+    for flag, value in (("--atol", args.atol), ("--rtol", args.rtol)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise DeployError(f"{flag} must be a finite number >= 0, got {value}")
+    files = list(args.target) + ([args.reference] if Path(args.reference).suffix else [])   # not a model name
+    for path in map(Path, files):
+        if not path.is_file():
+            raise DeployError(f"{path}: {'is a folder' if path.is_dir() else 'file not found'}")
+
+
 def run(args: argparse.Namespace) -> int:
     from effdet_deploy.reporting import compare_targets, worst_picture
     from effdet_deploy.tool_images import checkpoint_options, tool_images
     from runtime.parity import MIN_MATCHED, SCORE_FLOOR
 
+    check_arguments(args)
     names, images = tool_images(args.images, args.max_images)
     print(f"comparing {len(args.target)} target(s) with {args.reference} on {len(images)} image(s) "
           f"({'built-in shapes scenes' if args.images is None else args.images}); detections at score >= "
