@@ -45,6 +45,8 @@ def create_model(name: str, checkpoint: str | Path | None = None, *, num_classes
         checkpoint = pretrained_path(name)
     state, facts = read_checkpoint(checkpoint) if checkpoint is not None else (None, CheckpointFacts())
     image_size = image_size if image_size is not None else facts.image_size   # a training checkpoint's size
+    if num_classes is not None and num_classes < 1:
+        raise DeployError(f"num_classes must be at least 1, got {num_classes}")
     if image_size is not None:
         overrides["image_size"] = image_size
     config = get_config(name, **overrides)

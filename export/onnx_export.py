@@ -29,6 +29,7 @@ from runtime.nms import PLUGIN_TOP_K
 
 TOOLKIT_VERSION = "0.1.0"
 MIN_OPSET, MAX_OPSET = 13, 20   # see check_settings
+MAX_IMAGE_SIDE = 4096            # beyond it the export's trace allocates tens of GB before failing
 
 
 def check_settings(s: ExportSettings) -> None:
@@ -49,6 +50,16 @@ def check_settings(s: ExportSettings) -> None:
     if Path(s.output).is_dir():
         raise DeployError(f"{s.output}: is a folder; --output names the file to write, e.g. {Path(s.output) / 'model.onnx'}")
     _check_pre_nms_top_k(s)
+    if s.nms == "efficient" and s.max_detections > PLUGIN_TOP_K:
+        raise DeployError(f"--max-detections must be <= {PLUGIN_TOP_K} for --nms efficient (the plugin keeps its "
+                          f"top {PLUGIN_TOP_K} candidates), got {s.max_detections}")
+    if s.num_classes is not None and s.num_classes < 1:
+        raise DeployError(f"--num-classes must be at least 1, got {s.num_classes}")
+    if any(not name.strip() for name in s.class_names):
+        raise DeployError(f"--class-names has an empty name: {','.join(s.class_names)!r}")
+    if s.image_size is not None and max(s.image_size) > MAX_IMAGE_SIDE:
+        raise DeployError(f"--image-size {s.image_size[0]}x{s.image_size[1]}: at most {MAX_IMAGE_SIDE} per side "
+                          "(EfficientDet's largest, D7x, is 1536)")
     if s.input_dtype == "uint8" and not s.preprocess:
         raise DeployError("--input-dtype uint8 needs the preprocessing in the graph (drop --no-preprocess)")
     parent = Path(s.output).resolve().parent

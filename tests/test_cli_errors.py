@@ -105,6 +105,11 @@ def test_infer_range_checks(tmp_path, flags, fragment):
     (("--score-threshold", "-1"), "score threshold must be in [0, 1], got -1"),
     (("--max-detections", "0"), "--max-detections must be >= 1"),
     (("--class-names", "circle,square"), "--class-names gives 2 names, the model has 6 classes"),
+    (("--class-names", "a,,b,c,d,e"), "--class-names has an empty name"),
+    (("--num-classes", "-1"), "--num-classes must be at least 1, got -1"),           # was a RuntimeError
+    (("--num-classes", "0"), "--num-classes must be at least 1, got 0"),             # was the default, silently
+    (("--max-detections", "5000"), "--max-detections must be <= 4096 for --nms efficient"),   # was the lint, late
+    (("--image-size", "100000"), "at most 4096 per side"),                           # was a memory error
 ])
 def test_export_range_checks(tmp_path, flags, fragment):
     one_line_error(run("export", "--model", "shapes_d0", "--output", tmp_path / "m.onnx", *flags), fragment)
