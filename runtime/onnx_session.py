@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import mmap
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Tuple, Union
 
 from runtime.errors import DeployError
 from runtime.log import logger
 from runtime.trt_compat import version_tuple
 
+Provider = Union[str, Tuple[str, Dict[str, Any]]]   # a name, or (name, provider options) as InferenceSession takes
 PLUGIN_OP = b"EfficientNMS_TRT"
 PLUGIN_EXTRA = "efficientdet-deploy[ort-nms]"
 ORT_ERRORS_ONLY, ORT_FATAL_ONLY = 3, 4     # onnxruntime logger severities
@@ -34,7 +35,7 @@ def cpu_disabled_optimizers(ort_version: str) -> list[str]:
     return CPU_ONLY_DISABLED_OPTIMIZERS if version_tuple(ort_version) < SLOW_QUICKGELU_BEFORE else []
 
 
-def create_session(source: str | Path | bytes, providers: list[str] | None = None, threads: int | None = None,
+def create_session(source: str | Path | bytes, providers: list[Provider] | None = None, threads: int | None = None,
                    source_name: str | None = None) -> Any:
     """An InferenceSession for a file path or serialized model (CPU unless providers given).
 
@@ -60,7 +61,7 @@ def create_session(source: str | Path | bytes, providers: list[str] | None = Non
                                        disabled_optimizers=disabled)
     except Exception as e:  # onnxruntime raises its own exception types
         raise DeployError(f"{name}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})") from None
-    missing = [p for p in wanted if p not in session.get_providers()]
+    missing = [p for p in (w if isinstance(w, str) else w[0] for w in wanted) if p not in session.get_providers()]
     if missing:
         logger.warning("%s: ONNX Runtime could not start %s (its CUDA/cuDNN/TensorRT libraries are missing?); "
                        "running on %s (-v shows ONNX Runtime's messages)", name, ", ".join(missing),

@@ -61,3 +61,26 @@ def test_cpu_session_computes_the_same_swish_network(tmp_path):
     expected = np.einsum("bchw,oc->bohw", m, w2[:, :, 0, 0])
     got = create_session(model).run(None, {"x": x})[0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_device_index_becomes_the_gpu_providers_device_id(monkeypatch):
+    """'cuda:N' / 'tensorrt:N' (documented in --help) were refused for ONNX files; the index now goes to ONNX
+    Runtime's CUDA/TensorRT provider option device_id. The GPU count and provider list are this machine's
+    facts, set here; the mapping is the code under test."""
+    import pytest
+
+    from runtime.backends import onnxruntime_backend as backend
+    from runtime.errors import DeployError
+
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(backend, "cuda_device_count", lambda: 2)
+    assert backend.pick_providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert backend.pick_providers("tensorrt:0")[:2] == [("TensorrtExecutionProvider", {"device_id": 0}),
+                                                         ("CUDAExecutionProvider", {"device_id": 0})]
+    assert backend.pick_providers("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    for device, message in (("cuda:2", "has 2 CUDA device"), ("cpu:0", "is not one of"), ("cuda:x", "is not one of")):
+        with pytest.raises(DeployError, match=message):
+            backend.pick_providers(device)
+    monkeypatch.setattr(backend, "cuda_device_count", lambda: 0)
+    assert backend.pick_providers("cuda:1") == ["CPUExecutionProvider"]      # one warning, then CPU

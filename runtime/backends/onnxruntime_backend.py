@@ -11,7 +11,7 @@ from runtime.gpu import cuda_device_count
 from runtime.lazy import lazy_import
 from runtime.log import logger
 from runtime.model_info import ModelInfo
-from runtime.onnx_session import create_session, metadata
+from runtime.onnx_session import Provider, create_session, metadata
 
 # device -> providers, in ONNX Runtime's order of preference.
 PROVIDERS = {
@@ -21,18 +21,21 @@ PROVIDERS = {
 }
 
 
-def pick_providers(device: str | None) -> list[str]:
-    """The device's providers that this onnxruntime build has (None: CUDA when a GPU is there, else CPU)."""
+def pick_providers(device: str | None) -> list[Provider]:
+    """The device's providers that this onnxruntime build has (None: CUDA when a GPU is there, else CPU).
+    'cuda:N' / 'tensorrt:N' pass N as the GPU providers' documented `device_id` option."""
     available = set(lazy_import("onnxruntime", "onnxruntime-gpu").get_available_providers())
-    if device is None:
-        device = "cuda" if cuda_device_count() else "cpu"
-    if device not in PROVIDERS:
-        raise DeployError(f"device '{device}' is not one of {', '.join(PROVIDERS)}")
-    if device != "cpu" and not cuda_device_count():
+    kind, _, index = (device or ("cuda" if cuda_device_count() else "cpu")).partition(":")
+    if kind not in PROVIDERS or (index and (kind == "cpu" or not index.isdigit())):
+        raise DeployError(f"device '{device}' is not one of {', '.join(PROVIDERS)}, cuda:N, tensorrt:N")
+    count = cuda_device_count()
+    if kind != "cpu" and not count:
         logger.warning("device '%s' asked for, but there is no CUDA device here: running on CPU", device)
-        return PROVIDERS["cpu"]
-    wanted = PROVIDERS[device]
-    return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+        return list(PROVIDERS["cpu"])
+    if index and int(index) >= count:
+        raise DeployError(f"device '{device}': this machine has {count} CUDA device(s), numbered from 0")
+    wanted = [p for p in PROVIDERS[kind] if p in available] or ["CPUExecutionProvider"]
+    return [(p, {"device_id": int(index)}) if index and p != "CPUExecutionProvider" else p for p in wanted]
 
 
 class OnnxRuntimeBackend(Backend):
