@@ -64,7 +64,15 @@ def check(s: QuantizeSettings) -> None:
     if not s.onnx.is_file():
         raise DeployError(f"{s.onnx}: {'is a folder, not an ONNX file' if s.onnx.is_dir() else 'file not found'}")
     if s.calib_dir is not None and s.precision == "int8":
-        list_images(s.calib_dir)
+        found = min(len(list_images(s.calib_dir)), s.calib_images)
+        if s.exclude == "auto" and found < 2 * s.holdout:
+            raise DeployError(f"--exclude auto needs at least {2 * s.holdout} calibration images, {s.calib_dir} "
+                              f"gives {found}")
+        if s.exclude not in ("auto", "default", "none"):
+            names = {n.name for n in read_onnx(s.onnx, weights=False).graph.node}
+            unknown = [n for n in s.exclude.split(",") if n and n not in names]
+            if unknown:
+                raise DeployError(f"{s.onnx}: --exclude names nodes that are not in the file: {', '.join(unknown[:3])}")
 
 
 def quantize_onnx(s: QuantizeSettings) -> Path:

@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 
 from effdet import create_model
+from export.onnx_export import export_onnx
+from export.settings import ExportSettings
 from runtime import Detector
 from runtime.errors import DeployError
 from runtime.image_io import read_image
@@ -134,6 +136,14 @@ def test_quantize_refuses_to_overwrite_its_input_and_keeps_an_old_log(tmp_path):
     one_line_error(run("quantize", "--onnx", model, "--output", tmp_path / "q.onnx", "--precision", "int8",
                        "--calib-dir", tmp_path / "calib"), "calib: no images found")
     assert (tmp_path / "q.log").read_text() == "the earlier run's log"
+    for image in range(3):
+        (tmp_path / "calib" / f"{image}.png").write_bytes(b"counted by name here")
+    real = export_onnx(ExportSettings(model="shapes_d0", output=tmp_path / "real.onnx", image_size=(128, 128)))
+    for flags, fragment in ((("--exclude", "auto"), "--exclude auto needs at least 32 calibration images"),
+                            (("--exclude", "no_such_node"), "--exclude names nodes that are not in the file")):
+        one_line_error(run("quantize", "--onnx", real, "--output", tmp_path / "q.onnx", "--precision", "int8",
+                           "--calib-dir", tmp_path / "calib", *flags), fragment)
+        assert (tmp_path / "q.log").read_text() == "the earlier run's log"
 
 
 @pytest.mark.parametrize("command", [("build", "--onnx"), ("info",), ("quantize", "--precision", "fp16", "--onnx")])
