@@ -42,8 +42,10 @@ def backend_for(path: str | Path) -> str:
 
     if has_shipped_weights(str(path)):
         return "torch"
-    raise DeployError(f"{path}: cannot tell the backend from the name (use .onnx, .engine/.plan, .pth, "
-                      f"or pass backend= one of {', '.join(BACKENDS)})")
+    if not suffix and not Path(path).exists():
+        raise DeployError(f"{path}: no such file, and no model of that name ships weights (e.g. shapes_d0)")
+    raise DeployError(f"{path}: cannot tell the backend from the name (use .onnx, .engine/.plan, .pth, or give "
+                      f"backend= / --backend, one of {', '.join(BACKENDS)})")
 
 
 def load_backend(name: str, path: str | Path, device: str | None, **kwargs: Any) -> Backend:

@@ -139,6 +139,8 @@ def test_bad_files(tmp_path):
         Detector(tmp_path / "missing.onnx")
     with pytest.raises(DeployError, match="cannot tell the backend"):
         Detector(tmp_path / "model.xyz")
+    with pytest.raises(DeployError, match="nosuch: no such file, and no model of that name ships weights"):
+        Detector("nosuch")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     with pytest.raises(DeployError, match="broken.onnx"):

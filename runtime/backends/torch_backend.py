@@ -76,4 +76,5 @@ def _training_model_name(path: Path) -> str:
     name = checkpoint_facts(path).model
     if name:
         return name
-    raise DeployError(f"{path}: say which architecture this checkpoint is (model=..., e.g. tf_efficientdet_d0)")
+    raise DeployError(f"{path}: say which architecture this checkpoint is (--arch, or model= in Python; "
+                      "e.g. tf_efficientdet_d0)")
