@@ -45,7 +45,7 @@ def check_output_paths(command: str, args: argparse.Namespace) -> None:
             continue
         path, flag = Path(value), _flag(dest)
         resolved = path.resolve()
-        if resolved in inputs:
+        if is_file and resolved in inputs:     # a folder output may be an input folder (infer writes beside)
             raise DeployError(f"{value}: {flag} is the {inputs[resolved]} input; it would be overwritten")
         if is_file and path.is_file():
             holder = next((f for p, f in inputs.items() if p.is_dir() and p in resolved.parents), None)

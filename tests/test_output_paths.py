@@ -41,7 +41,7 @@ REFUSED = [
     (("quantize", "--onnx", "m.onnx", "--output", "folder", "--precision", "fp16"), "folder: --output is a folder"),
     (("quantize", "--onnx", "m.onnx", "--output", "q", "--precision", "fp16"), "q: --output must end in .onnx"),
     (("bench", "--model", "m.onnx", "--json", "folder"), "folder: --json is a folder"),
-    (("compare", "--reference", "shapes_d0", "--target", "m.onnx", "--output", "m.onnx"), "is the --target input"),
+    (("compare", "--reference", "shapes_d0", "--target", "m.onnx", "--output", "m.onnx"), "m.onnx: --output is a file"),
     (("compare", "--reference", "shapes_d0", "--target", "m.onnx", "--output", "report.txt"), "is a file"),
     (("triton", "--model", "m.onnx", "--output", "report.txt"), "report.txt: --output is a file; give a folder"),
     (("synth", "--output", "report.txt"), "report.txt: --output is a file"),
@@ -59,6 +59,7 @@ def test_ordinary_outputs_pass(tree):
     check("export", "--model", "d0", "--checkpoint", "c.pth", "--output", "d0.onnx")
     check("eval", "--model", "m.onnx", "--images", "images", "--annotations", "a.json", "--output", "images/r.json")
     check("infer", "--model", "m.onnx", "--input", "images", "--output", "images/out")   # infer skips its output
+    check("infer", "--model", "m.onnx", "--input", "images", "--output", "images")       # pictures beside them
     check("compare", "--reference", "shapes_d0", "--target", "m.onnx", "--output", "folder")
 
 
