@@ -14,6 +14,7 @@ import onnx
 import torch
 
 from effdet import create_model
+from effdet.config import parse_image_size
 from effdet.predict import model_anchors
 from export.graph import ExportGraph, anchors_center_size
 from export.lint import lint, oldest_tensorrt_for_opset
@@ -57,8 +58,9 @@ def check_settings(s: ExportSettings) -> None:
         raise DeployError(f"--num-classes must be at least 1, got {s.num_classes}")
     if any(not name.strip() for name in s.class_names):
         raise DeployError(f"--class-names has an empty name: {','.join(s.class_names)!r}")
-    if s.image_size is not None and max(s.image_size) > MAX_IMAGE_SIDE:
-        raise DeployError(f"--image-size {s.image_size[0]}x{s.image_size[1]}: at most {MAX_IMAGE_SIDE} per side "
+    size = parse_image_size(s.image_size) if s.image_size is not None else None   # int, "H,W" or (H, W)
+    if size is not None and max(size) > MAX_IMAGE_SIDE:
+        raise DeployError(f"--image-size {size[0]}x{size[1]}: at most {MAX_IMAGE_SIDE} per side "
                           "(EfficientDet's largest, D7x, is 1536)")
     if s.input_dtype == "uint8" and not s.preprocess:
         raise DeployError("--input-dtype uint8 needs the preprocessing in the graph (drop --no-preprocess)")
