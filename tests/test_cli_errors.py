@@ -168,3 +168,20 @@ def test_compare_flags_are_checked_before_the_banner(tmp_path, flags, fragment):
     out = run("compare", "--reference", "shapes_d0", "--target", target, *flags, "--output", tmp_path / "out")
     one_line_error(out, fragment)
     assert out.stdout == "" and not (tmp_path / "out").exists()
+
+
+def test_infer_checks_annotations_and_class_map_before_loading_the_model(tmp_path):
+    (tmp_path / "bad.json").write_text('{"images": "x"}')
+    missing_model = tmp_path / "not_loaded.onnx"                 # the model would fail: it is never reached
+    one_line_error(run("infer", "--model", missing_model, "--input", DEMO, "--output", tmp_path / "o",
+                       "--annotations", tmp_path / "bad.json"), "bad.json: not COCO format")
+    one_line_error(run("infer", "--model", missing_model, "--input", DEMO, "--output", tmp_path / "o",
+                       "--class-map", "id"), "--class-map applies to --annotations")
+    assert not (tmp_path / "o").exists()
+
+
+def test_quantize_fp16_refuses_int8_flags(tmp_path):
+    """--calib-dir / --method / --exclude with --precision fp16 were ignored without a word."""
+    one_line_error(run("quantize", "--onnx", tmp_path / "m.onnx", "--output", tmp_path / "q.onnx", "--precision",
+                       "fp16", "--calib-dir", tmp_path, "--method", "max"),
+                   "--calib-dir, --method: INT8 calibration flags, not used by --precision fp16")

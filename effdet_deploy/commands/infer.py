@@ -48,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise DeployError(f"{out}: --output must be a folder, this is a file")
     root, files = input_images(args.input, out)
+    if args.annotations is not None:
+        from runtime.coco_annotations import load_annotations
+
+        load_annotations(args.annotations)           # a bad file fails before the model loads
+    elif args.class_map != "auto":
+        raise DeployError("--class-map applies to --annotations (the ids of the COCO results); give both")
     names = [relative_name(root, f) for f in files]
     results, skipped = [], []
     with Detector(args.model, backend=args.backend, device=args.device, score_threshold=args.score_threshold,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from runtime.errors import DeployError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", type=Path, required=True, help="an FP32 file from `effdet-deploy export`")
@@ -30,6 +32,11 @@ def run(args: argparse.Namespace) -> int:
     settings = QuantizeSettings(onnx=args.onnx, output=args.output, precision=args.precision,
                                 calib_dir=args.calib_dir, calib_images=args.calib_images, calib_batch=args.calib_batch,
                                 method=args.method, exclude=args.exclude, target=args.target, seed=args.seed)
+    given = {"--calib-dir": args.calib_dir is not None, "--method": args.method != "mixed",
+             "--exclude": args.exclude != "default"}
+    int8_only = [flag for flag, set_ in given.items() if set_]
+    if args.precision == "fp16" and int8_only:
+        raise DeployError(f"{', '.join(int8_only)}: INT8 calibration flags, not used by --precision fp16")
     check(settings)                 # bad input fails before OUT.log is opened (and an old one truncated)
     log = log_path_for(args.output, "quantize")
     with third_party_to_log(log, getattr(args, "verbose", False)):
