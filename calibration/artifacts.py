@@ -18,7 +18,7 @@ from calibration.int8 import DEFAULT_METHOD, METHODS, quantize_body, sensitive_n
 from calibration.opset17 import MIN_TENSORRT
 from export.onnx_export import node_counts
 from export.onnx_io import metadata_of, read_onnx, write_onnx
-from runtime.errors import DeployError
+from runtime.errors import DeployError, require_file
 from runtime.image_io import list_images
 from runtime.log import logger
 from runtime.model_info import ModelInfo
@@ -61,8 +61,7 @@ def check(s: QuantizeSettings) -> None:
         raise DeployError(f"{s.output}: output folder does not exist")
     if s.output.resolve() == s.onnx.resolve():
         raise DeployError(f"{s.output}: --output is the input file; write the {s.precision.upper()} file beside it")
-    if not s.onnx.is_file():
-        raise DeployError(f"{s.onnx}: {'is a folder, not an ONNX file' if s.onnx.is_dir() else 'file not found'}")
+    require_file(s.onnx, "an ONNX file")
     if s.calib_dir is not None and s.precision == "int8":
         found = min(len(list_images(s.calib_dir)), s.calib_images)
         if s.exclude == "auto" and found < 2 * s.holdout:

@@ -32,19 +32,25 @@ class CheckpointFacts:
     class_names: tuple[str, ...] = ()
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointFacts]:
-    """The tensors of a checkpoint file (unwrapped, training prefixes removed) and the facts it records."""
+def load_checkpoint_file(path: str | Path) -> object:
+    """The object a checkpoint file holds, as saved (weights-only load); one DeployError line if unreadable."""
     path = Path(path)
     if not path.is_file():
         raise DeployError(f"{path}: checkpoint not found")
     if path.stat().st_size == 0:
         raise DeployError(f"{path}: not a readable PyTorch checkpoint (the file is empty)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError,
             pickle.UnpicklingError, zipfile.BadZipFile, OSError) as e:   # a text file as .pth: KeyError, IndexError
         raise DeployError(f"{path}: not a readable PyTorch checkpoint ({_load_failure(e)})") from None
-    facts = _facts(obj, path)
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointFacts]:
+    """The tensors of a checkpoint file (unwrapped, training prefixes removed) and the facts it records."""
+    path = Path(path)
+    obj = load_checkpoint_file(path)
+    facts = facts_of(obj, path)
     if isinstance(obj, dict):
         for key in WRAPPER_KEYS:
             if isinstance(obj.get(key), dict):
@@ -63,13 +69,17 @@ def _load_failure(error: Exception) -> str:
         return f"corrupt, or not a PyTorch file: {type(error).__name__} {text[:80]} while reading it"
     marker = "WeightsUnpickler error:"
     if marker not in text:   # e.g. a truncated zip: its first sentence names it
-        return text.splitlines()[0].split(". ")[0].rstrip(".")[:200] if text.strip() else type(error).__name__
+        return _first_sentence(text.splitlines()[0]) if text.strip() else type(error).__name__
     paragraphs = [" ".join(part.split()) for part in text.split(marker, 1)[1].split("\n\n")]
-    reason = next((part for part in paragraphs if part), "").split(". ")[0].rstrip(".")[:200]
+    reason = _first_sentence(next((part for part in paragraphs if part), ""))
     if reason.startswith("Unsupported global"):
         return (f"it holds Python objects beyond tensors and plain containers, which a weights-only load "
                 f"refuses: {reason}; save the model's state_dict() instead")
     return f"unpickling stopped: {reason}" if reason else "corrupt, or not a PyTorch file"
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ")[0].rstrip(".")[:200]
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -82,7 +92,7 @@ def checkpoint_facts(path: str | Path) -> CheckpointFacts:
     return read_checkpoint(path)[1]
 
 
-def _facts(obj: object, path: Path) -> CheckpointFacts:
+def facts_of(obj: object, path: Path) -> CheckpointFacts:
     """Top-level architecture / image_size / class_names of a training checkpoint (its `settings` as fallback)."""
     if not isinstance(obj, dict):
         return CheckpointFacts()

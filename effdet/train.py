@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from effdet.checkpoint import read_checkpoint
+from effdet.checkpoint import facts_of, load_checkpoint_file
 from effdet.config import ALIASES, get_config
 from effdet.factory import create_model
 from effdet.model import EfficientDet
@@ -186,14 +186,15 @@ def read_resume(path: str | Path, s: TrainSettings) -> dict[str, Any]:
     """The training checkpoint to continue, checked before the model is built: readable (the project's
     checkpoint reader), the keys the trainer needs, the architecture it records, a step below --steps."""
     try:
-        facts = read_checkpoint(path)[1]
+        ckpt = load_checkpoint_file(path)                # read once: the keys below and the facts it records
     except DeployError as e:
         raise DeployError(f"--resume {e}") from None
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    facts = facts_of(ckpt, Path(path))
     for key in ("state_dict", "state_dict_ema", "step"):
-        if not isinstance(ckpt, dict) or key not in ckpt:
+        if not isinstance(ckpt, dict) or key not in ckpt:   # (a list or plain tensors lack the first)
             raise DeployError(f"--resume {path}: lacks '{key}': not a checkpoint of effdet-deploy train "
                               "(its last.pth holds state_dict, state_dict_ema and step)")
+    assert isinstance(ckpt, dict)                        # the loop above refused anything else
     if not all(isinstance(ckpt[k], dict) for k in ("state_dict", "state_dict_ema")) or type(ckpt["step"]) is not int:
         raise DeployError(f"--resume {path}: state_dict/state_dict_ema are not dicts or step is not an integer")
     wanted = get_config(s.model).name

@@ -7,13 +7,12 @@ from pathlib import Path
 import onnx
 
 from runtime.atomic import write_atomic
-from runtime.errors import DeployError
+from runtime.errors import DeployError, require_file
 
 
 def read_onnx(path: Path, weights: bool = True) -> onnx.ModelProto:
     """Load an ONNX file (without external weight data when weights=False)."""
-    if not path.is_file():
-        raise DeployError(f"{path}: {'is a folder, not an ONNX file' if path.is_dir() else 'file not found'}")
+    require_file(path, "an ONNX file")
     try:
         proto = onnx.load(str(path), load_external_data=weights)
     except Exception as e:  # protobuf DecodeError and friends

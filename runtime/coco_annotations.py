@@ -49,7 +49,7 @@ def _unique_int_ids(entries: list[dict[str, Any]], key: str, path: Path) -> set[
     first: dict[int, int] = {}
     for i, entry in enumerate(entries):
         value = entry.get("id")
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not _is_int(value):
             raise DeployError(f"{path}: {key}[{i}].id must be an integer, got {value!r:.60}")
         if value in first:
             raise DeployError(f"{path}: {key}[{i}].id {value} repeats {key}[{first[value]}].id")

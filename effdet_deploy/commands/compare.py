@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runtime.atomic import write_atomic
-from runtime.errors import DeployError
+from runtime.errors import DeployError, require_file
 
 if TYPE_CHECKING:
     from runtime.parity import ParityResult
@@ -66,8 +66,7 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise DeployError(f"{flag} must be a finite number >= 0, got {value}")
     files = list(args.target) + ([args.reference] if Path(args.reference).suffix else [])   # not a model name
     for path in map(Path, files):
-        if not path.is_file():
-            raise DeployError(f"{path}: {'is a folder' if path.is_dir() else 'file not found'}")
+        require_file(path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -44,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from runtime.errors import DeployError
     from runtime.image_io import read_image
 
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise DeployError(f"{out}: --output must be a folder, this is a file")
+    out = Path(args.output)            # a file there is refused before run (effdet_deploy/output_paths.py)
     root, files = input_images(args.input, out)
     if args.annotations is not None:
         from runtime.coco_annotations import load_annotations

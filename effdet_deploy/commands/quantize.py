@@ -3,6 +3,7 @@ Our progress on the console; ModelOpt's and ONNX Runtime's output in OUTPUT.log 
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 
 from runtime.errors import DeployError
@@ -32,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     settings = QuantizeSettings(onnx=args.onnx, output=args.output, precision=args.precision,
                                 calib_dir=args.calib_dir, calib_images=args.calib_images, calib_batch=args.calib_batch,
                                 method=args.method, exclude=args.exclude, target=args.target, seed=args.seed)
-    given = {"--calib-dir": args.calib_dir is not None, "--method": args.method != "mixed",
-             "--exclude": args.exclude != "default"}
-    int8_only = [flag for flag, set_ in given.items() if set_]
+    default = {f.name: f.default for f in fields(QuantizeSettings)}
+    int8_only = [f"--{name.replace('_', '-')}" for name in ("calib_dir", "method", "exclude")
+                 if getattr(settings, name) != default[name]]
     if args.precision == "fp16" and int8_only:
         raise DeployError(f"{', '.join(int8_only)}: INT8 calibration flags, not used by --precision fp16")
     check(settings)                 # bad input fails before OUT.log is opened (and an old one truncated)

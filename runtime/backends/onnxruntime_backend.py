@@ -25,10 +25,10 @@ def pick_providers(device: str | None) -> list[Provider]:
     """The device's providers that this onnxruntime build has (None: CUDA when a GPU is there, else CPU).
     'cuda:N' / 'tensorrt:N' pass N as the GPU providers' documented `device_id` option."""
     available = set(lazy_import("onnxruntime", "onnxruntime-gpu").get_available_providers())
-    kind, _, index = (device or ("cuda" if cuda_device_count() else "cpu")).partition(":")
+    count = cuda_device_count()
+    kind, _, index = (device or ("cuda" if count else "cpu")).partition(":")
     if kind not in PROVIDERS or (index and (kind == "cpu" or not index.isdigit())):
         raise DeployError(f"device '{device}' is not one of {', '.join(PROVIDERS)}, cuda:N, tensorrt:N")
-    count = cuda_device_count()
     if kind != "cpu" and not count:
         logger.warning("device '%s' asked for, but there is no CUDA device here: running on CPU", device)
         return list(PROVIDERS["cpu"])
