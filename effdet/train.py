@@ -138,14 +138,18 @@ def lr_at(step: int, s: TrainSettings) -> float:
     return s.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def save_checkpoint(path: Path, model: EfficientDet, ema: WeightEMA, step: int, s: TrainSettings) -> None:
-    """Atomic write of {state_dict, state_dict_ema, step, settings} + the facts every consumer reads back
-    (effdet.checkpoint.CheckpointFacts: architecture, image size, class names); `create_model` loads the EMA weights."""
+def save_checkpoint(path: Path, model: EfficientDet, ema: WeightEMA, step: int, s: TrainSettings,
+                    opt: torch.optim.Optimizer | None = None) -> None:
+    """Atomic write of {state_dict, state_dict_ema, step, settings, optimizer} + the facts every consumer reads
+    back (effdet.checkpoint.CheckpointFacts: architecture, image size, class names); `create_model` loads the
+    EMA weights. The optimizer state (AdamW moments and step counts: tensors, numbers, lists, dicts) loads
+    weights-only; --resume continues it, so a resumed run takes the steps an uninterrupted one would."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    torch.save({"state_dict": model.state_dict(), "state_dict_ema": ema.state, "step": step,
-                "settings": asdict(s), "architecture": model.config.name,
-                "image_size": list(model.config.image_size), "class_names": list(CLASS_NAMES)}, buf)
+    state = {"state_dict": model.state_dict(), "state_dict_ema": ema.state, "step": step,
+             "settings": asdict(s), "architecture": model.config.name,
+             "image_size": list(model.config.image_size), "class_names": list(CLASS_NAMES)}
+    torch.save({**state, "optimizer": opt.state_dict()} if opt is not None else state, buf)
     write_atomic(path, buf.getvalue())
 
 
@@ -222,6 +226,40 @@ def resume_into(model: EfficientDet, ema: WeightEMA, ckpt: dict[str, Any], path:
     return int(ckpt["step"])
 
 
+def optimizer_fits(saved: Any, opt: torch.optim.Optimizer) -> bool:
+    """Whether a saved AdamW state_dict belongs to `opt`: as many groups and parameters per group, and each
+    parameter's moments (exp_avg, exp_avg_sq) of its shape; False for anything malformed."""
+    params = [p for g in opt.param_groups for p in g["params"]]
+    try:
+        if [len(g["params"]) for g in saved["param_groups"]] != [len(g["params"]) for g in opt.param_groups]:
+            return False
+        for index, state in saved["state"].items():
+            shapes = {tuple(v.shape) for v in state.values() if isinstance(v, torch.Tensor)}
+            if not {"step", "exp_avg", "exp_avg_sq"} <= set(state) or not shapes <= {(), tuple(params[index].shape)}:
+                return False
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return False
+    return True
+
+
+def resume_optimizer(opt: torch.optim.Optimizer, ckpt: dict[str, Any], path: str | Path) -> None:
+    """AdamW's moments and step counts from the checkpoint, so the resumed run steps as an unbroken one would.
+    This run's hyper-parameters (--weight-decay; lr follows the schedule) stay: only the state comes back.
+    A last.pth saved before the trainer stored its optimizer resumes with fresh moments, and says so."""
+    saved = ckpt.get("optimizer")
+    if saved is None:
+        logger.info(f"--resume {path}: holds no optimizer state (an older last.pth); AdamW moments start fresh")
+        return
+    if not optimizer_fits(saved, opt):
+        sizes = [len(g["params"]) for g in opt.param_groups]
+        raise DeployError(f"--resume {path}: its optimizer state does not fit this trainer's AdamW "
+                          f"({len(sizes)} groups of {sizes} parameters, each with exp_avg/exp_avg_sq of its shape)")
+    hyper = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    opt.load_state_dict(saved)
+    for group, own in zip(opt.param_groups, hyper):
+        group.update(own)
+
+
 def train(s: TrainSettings, output: str | Path, resume: str | Path | None = None) -> Path:
     """Train on synthetic shapes; writes OUTPUT/last.pth every `checkpoint_every` steps and at the end.
     Every setting, the output folder and the --resume file are checked first: bad input runs no step."""
@@ -236,7 +274,10 @@ def train(s: TrainSettings, output: str | Path, resume: str | Path | None = None
     spec = SynthSpec(height=s.image_size, width=s.image_size)
     ema = WeightEMA(model, s.ema_decay)
     opt = make_optimizer(model, s)
-    start = resume_into(model, ema, ckpt, resume) if ckpt is not None and resume is not None else 0
+    start = 0
+    if ckpt is not None and resume is not None:
+        start = resume_into(model, ema, ckpt, resume)
+        resume_optimizer(opt, ckpt, resume)
     data = SyntheticBatches(model, s.seed, spec)
     sampler = range(start * s.batch, s.steps * s.batch)
     loader = torch.utils.data.DataLoader(data, batch_size=s.batch, sampler=sampler, num_workers=1,
@@ -258,7 +299,7 @@ def train(s: TrainSettings, output: str | Path, resume: str | Path | None = None
                         f"box {box_loss.item():.5f})  lr {lr_at(step, s):.2e}  {rate:.1f} img/s  eta {eta / 60:.0f} min")
             running = []
         if (step + 1) % s.checkpoint_every == 0 or step + 1 == s.steps:
-            save_checkpoint(out / "last.pth", model, ema, step + 1, s)
+            save_checkpoint(out / "last.pth", model, ema, step + 1, s, opt)
     model.eval().to(memory_format=torch.contiguous_format)
     return out / "last.pth"
 

@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from effdet import create_model
+from effdet.checkpoint import load_checkpoint_file
 from effdet.predict import model_anchors
 from effdet.synthetic import CLASS_NAMES, render
 from effdet.train import detection_loss, encode_boxes, match_anchors
@@ -70,3 +71,59 @@ def test_train_run_writes_a_loadable_checkpoint(tmp_path):
                        ckpt["state_dict_ema"]["class_net.predict.conv_pw.bias"])
     digest = export_weights(path, tmp_path / "w.pth")
     assert len(digest) == 64 and next(iter(torch.load(tmp_path / "w.pth", weights_only=True).values())).dtype == torch.float16
+
+
+def _tiny(steps, **kw):
+    """A 128x128 D0 run; warm-up covers every step, so the learning rate of step i does not depend on --steps."""
+    from effdet.train_settings import TrainSettings
+
+    return TrainSettings(image_size=128, steps=steps, batch=2, warmup_steps=2, log_every=1, checkpoint_every=1,
+                         threads=1, **kw)
+
+
+def test_resume_continues_the_optimizer(tmp_path):
+    """1 step + --resume to 2 ends on the very weights of 2 steps straight: the data, schedule and EMA
+    continue already, so this holds only if AdamW's moments and step counts come back too (a fresh AdamW
+    makes the second update lr * sign-like, a different weight). Same process, threads=1, no randomness in
+    training: the two runs do the same float operations, so the weights are compared exactly."""
+    from effdet.train import train
+
+    straight = torch.load(train(_tiny(2), tmp_path / "a"), weights_only=True)
+    first = train(_tiny(1), tmp_path / "b")
+    resumed = load_checkpoint_file(train(_tiny(2), tmp_path / "b", resume=first))   # the project's reader
+    assert resumed["step"] == straight["step"] == 2
+    for name in ("state_dict", "state_dict_ema"):
+        differ = [k for k, v in straight[name].items() if not torch.equal(v, resumed[name][k])]
+        assert not differ, f"{name}: {len(differ)} tensors differ, e.g. {differ[:3]}"
+    moments = resumed["optimizer"]["state"]
+    assert moments and all(float(s["step"]) == 2 for s in moments.values())
+
+
+def test_resume_of_a_checkpoint_without_optimizer_state(tmp_path, caplog):
+    """A last.pth written before the optimizer state was saved still resumes; one log line says so."""
+    from effdet.train import WeightEMA, save_checkpoint, train
+
+    torch.manual_seed(0)
+    model = create_model("tf_efficientdet_d0", num_classes=len(CLASS_NAMES), image_size=128)
+    old = tmp_path / "run" / "last.pth"
+    save_checkpoint(old, model, WeightEMA(model, 0.9), 1, _tiny(2))              # no optimizer: the old format
+    with caplog.at_level("INFO", logger="effdet_deploy"):
+        assert torch.load(train(_tiny(2), old.parent, resume=old), weights_only=True)["step"] == 2
+    fresh = [r.getMessage() for r in caplog.records if "optimizer" in r.getMessage()]
+    assert len(fresh) == 1 and str(old) in fresh[0] and "fresh" in fresh[0], fresh
+
+
+def test_optimizer_fits_refuses_other_layouts():
+    from effdet.train import optimizer_fits
+
+    layer = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW([{"params": [layer.weight]}, {"params": [layer.bias]}])
+    layer(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    saved = opt.state_dict()
+    assert optimizer_fits(saved, opt)
+    other = torch.optim.AdamW(layer.parameters())                             # one group of two
+    assert not optimizer_fits(saved, other) and not optimizer_fits([1, 2], opt) and not optimizer_fits({}, opt)
+    wrong_shape = {**saved, "state": {**saved["state"], 0: {**saved["state"][0], "exp_avg": torch.zeros(3)}}}
+    no_moment = {**saved, "state": {0: {"step": saved["state"][0]["step"]}}}
+    assert not optimizer_fits(wrong_shape, opt) and not optimizer_fits(no_moment, opt)

@@ -161,3 +161,11 @@ def test_resume_step_already_reached(tmp_path, d0_state):
     ckpt = {"state_dict": d0_state, "state_dict_ema": d0_state, "step": 3, "architecture": "tf_efficientdet_d0"}
     result, path = resume_case(tmp_path, ckpt)
     one_line_error(result, "train", path, "--steps")
+
+
+def test_resume_optimizer_state_does_not_fit(tmp_path, d0_state):
+    """Weights fit, the saved AdamW state does not (another group layout): refused before any step."""
+    ckpt = {"state_dict": d0_state, "state_dict_ema": d0_state, "step": 1, "architecture": "tf_efficientdet_d0",
+            "optimizer": {"state": {}, "param_groups": [{"params": [0, 1]}]}}
+    result, path = resume_case(tmp_path, ckpt, "--image-size", "128")
+    one_line_error(result, "train", path, "--resume", "optimizer state does not fit")
