@@ -17,12 +17,15 @@ from runtime.errors import DeployError
 from runtime.model_info import ModelInfo
 
 Section = tuple[str, list[tuple[str, str]]]
+FILE_SUFFIXES = (".onnx", ".engine", ".plan", ".trt", ".pth", ".pt", ".ckpt")
 
 
 def describe(target: str, image_size: Any = None) -> list[Section]:
     """Sections describing a model name, .onnx, engine (.engine/.plan/.trt) or checkpoint (.pth/.pt/.ckpt)."""
     path = Path(target)
     suffix = path.suffix.lower()
+    if image_size is not None and (suffix in FILE_SUFFIXES or path.exists()):
+        raise DeployError(f"{target}: --image-size applies to model names; a file records its own image size")
     if suffix == ".onnx":
         return describe_onnx(path)
     if suffix in (".engine", ".plan", ".trt"):
@@ -119,21 +122,18 @@ def _tensorrt_lines(proto: Any, meta: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def describe_engine(path: Path) -> list[Section]:
-    from runtime.engine_sidecar import read_sidecar, sidecar_path
+    from runtime.engine_sidecar import check_unchanged, read_sidecar
+    from runtime.errors import require_file
 
-    if not path.is_file():
-        raise DeployError(f"{path}: file not found")
+    require_file(path)
     sidecar = read_sidecar(path)
-    if sidecar is None:
-        raise DeployError(f"{path}: no {sidecar_path(path).name} beside it (build engines with `effdet-deploy build`)")
+    check_unchanged(path, sidecar, digest=True)
     keys = ("tensorrt_version", "gpu_name", "compute_capability", "precision", "strongly_typed", "builder_flags",
             "shapes", "version_compatible", "hardware_compatible", "dla_core", "onnx", "engine_bytes")
     built = [(k.replace("_", " "), v if isinstance(v, str) else json.dumps(v)) for k, v in
              ((k, sidecar[k]) for k in keys if k in sidecar)]
-    sections: list[Section] = [("engine", [("path", str(path))] + built)]
-    if sidecar.get("onnx_metadata"):
-        sections.append(("contract", _contract(ModelInfo.from_metadata(sidecar["onnx_metadata"], str(path)))))
-    return sections
+    return [("engine", [("path", str(path))] + built),
+            ("contract", _contract(ModelInfo.from_metadata(sidecar["onnx_metadata"], str(path))))]
 
 
 def describe_checkpoint(path: Path) -> list[Section]:

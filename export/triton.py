@@ -43,10 +43,7 @@ def file_info(path: Path) -> tuple[ModelInfo, bool]:
                 any(n.op_type == "EfficientNMS_TRT" for n in proto.graph.node))
     from runtime.engine_sidecar import read_sidecar
 
-    side = read_sidecar(path)
-    if side is None:
-        raise DeployError(f"{path}: no sidecar .json (build engines with effdet-deploy build)")
-    return ModelInfo.from_metadata(side.get("onnx_metadata", {}), str(path)), False
+    return ModelInfo.from_metadata(read_sidecar(path)["onnx_metadata"], str(path)), False
 
 
 def _tensor(name: str, dtype: str, dims: list[int]) -> str:

@@ -35,15 +35,39 @@ def write_sidecar(engine: Path, info: dict[str, Any]) -> Path:
     return write_atomic(target, json.dumps(data, indent=2))
 
 
-def read_sidecar(engine: Path) -> dict[str, Any] | None:
+# What every reader of a sidecar relies on: the version to check, the contract of the ONNX the engine came
+# from (without it the runtime would assume default preprocessing/classes), and the size write_sidecar adds.
+REQUIRED_KEYS = ("tensorrt_version", "onnx_metadata", "engine_bytes")
+
+
+def read_sidecar(engine: Path) -> dict[str, Any]:
+    """ENGINE.json, refused with one line when missing, not a JSON object or lacking REQUIRED_KEYS."""
     path = sidecar_path(engine)
     if not path.is_file():
-        return None
+        raise DeployError(f"{engine}: no {path.name} beside it (the engine's input contract); "
+                          "build engines with `effdet-deploy build`")
     try:
         data: object = json.loads(path.read_text())
-    except ValueError as e:
+    except (ValueError, UnicodeDecodeError) as e:
         raise DeployError(f"{path}: unreadable engine sidecar ({e})") from None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise DeployError(f"{path}: not an engine sidecar (a JSON {type(data).__name__}, not an object)")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise DeployError(f"{path}: lacks {', '.join(repr(k) for k in missing)}: not written by "
+                          "`effdet-deploy build`; rebuild the engine")
+    if not isinstance(data["onnx_metadata"], dict) or type(data["engine_bytes"]) is not int:
+        raise DeployError(f"{path}: onnx_metadata is not an object or engine_bytes not an integer; rebuild the engine")
+    return data
+
+
+def check_unchanged(engine: Path, sidecar: Mapping[str, object], digest: bool = False) -> None:
+    """Refuse an engine whose size (and, with digest, sha256) differs from what its build recorded."""
+    size = engine.stat().st_size
+    if size != sidecar["engine_bytes"]:
+        raise DeployError(f"{engine}: {size} bytes but built as {sidecar['engine_bytes']}: truncated or replaced")
+    if digest and "engine_sha256" in sidecar and file_digest(engine) != sidecar["engine_sha256"]:
+        raise DeployError(f"{engine}: its sha256 differs from the one recorded at build time: replaced or corrupted")
 
 
 def check_engine(engine: Path, sidecar: Mapping[str, object], trt_version: str, gpu_name: str,
@@ -53,9 +77,7 @@ def check_engine(engine: Path, sidecar: Mapping[str, object], trt_version: str, 
     The GPU must match exactly: `effdet-deploy build` has no hardware-compatibility option, so no sidecar
     claims one (a hand-written `hardware_compatible` key is ignored rather than trusted).
     """
-    size = engine.stat().st_size
-    if "engine_bytes" in sidecar and size != sidecar["engine_bytes"]:
-        raise DeployError(f"{engine}: {size} bytes but built as {sidecar['engine_bytes']}: truncated or replaced")
+    check_unchanged(engine, sidecar)
     built = str(sidecar.get("tensorrt_version", "?"))
     compatible = bool(sidecar.get("version_compatible"))
     if built == "?" or not loads_engine(built, trt_version, compatible):

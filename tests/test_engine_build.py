@@ -152,7 +152,8 @@ def test_network_flags_per_version():
 def engine(tmp_path):
     path = tmp_path / "m.engine"
     path.write_bytes(b"\x00" * 1000)
-    write_sidecar(path, {"tensorrt_version": "10.13.0.35", "gpu_name": "NVIDIA H100", "compute_capability": "9.0"})
+    write_sidecar(path, {"tensorrt_version": "10.13.0.35", "gpu_name": "NVIDIA H100", "compute_capability": "9.0",
+                         "onnx_metadata": {}})
     return path
 
 

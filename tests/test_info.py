@@ -14,6 +14,7 @@ from effdet_deploy.info import describe, format_sections
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
 from runtime.engine_sidecar import write_sidecar
+from runtime.errors import DeployError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,3 +83,38 @@ def test_info_of_an_engine_shows_its_sidecar(onnx_file, tmp_path):
     with pytest.raises(Exception, match="no m2.engine.json"):
         (tmp_path / "m2.engine").write_bytes(b"x")
         describe(str(tmp_path / "m2.engine"))
+
+
+def test_info_refuses_an_engine_its_sidecar_does_not_vouch_for(onnx_file, tmp_path):
+    """A sidecar that is not build's or an engine changed since its build is one error line, not a description."""
+    import json
+
+    import onnx
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"plan-bytes")
+    side = tmp_path / "m.engine.json"
+    for text, message in (("{}", "lacks 'tensorrt_version', 'onnx_metadata', 'engine_bytes'"),
+                          ("[1]", "a JSON list, not an object"), ("{", "unreadable engine sidecar")):
+        side.write_text(text)
+        with pytest.raises(DeployError, match=message):
+            describe(str(engine))
+    meta = {p.key: p.value for p in onnx.load(str(onnx_file), load_external_data=False).metadata_props}
+    write_sidecar(engine, {"tensorrt_version": "10.13.0.35", "onnx_metadata": meta})
+    describe(str(engine))                                                   # as built: described
+    engine.write_bytes(b"plan-byte")
+    with pytest.raises(DeployError, match="9 bytes but built as 10: truncated or replaced"):
+        describe(str(engine))
+    engine.write_bytes(b"PLAN-bytes")
+    with pytest.raises(DeployError, match="sha256 differs"):
+        describe(str(engine))
+    side.write_text(json.dumps({**json.loads(side.read_text()), "onnx_metadata": "x"}))
+    with pytest.raises(DeployError, match="onnx_metadata is not an object"):
+        describe(str(engine))
+
+
+def test_info_refuses_image_size_for_a_file(onnx_file):
+    """--image-size counts a model name's multiply-adds; for a file it was silently ignored."""
+    with pytest.raises(DeployError, match="--image-size applies to model names"):
+        describe(str(onnx_file), "640")
+    assert dict(describe("d0", "640"))["cost"]

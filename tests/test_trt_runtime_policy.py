@@ -22,7 +22,7 @@ def engine(tmp_path):
     path = tmp_path / "m.engine"
     path.write_bytes(b"\x00" * 100)
     write_sidecar(path, {"tensorrt_version": "10.13.0.35", "gpu_name": "NVIDIA H100", "compute_capability": "9.0",
-                         "version_compatible": True})
+                         "version_compatible": True, "onnx_metadata": {}})
     return path
 
 

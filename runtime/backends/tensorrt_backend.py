@@ -19,7 +19,7 @@ import numpy as np
 from runtime import cudart
 from runtime.backends.base import Backend
 from runtime.cuda_memory import EventTimer, PinnedBuffer, device_properties
-from runtime.engine_sidecar import check_engine, read_sidecar, sidecar_path
+from runtime.engine_sidecar import check_engine, read_sidecar
 from runtime.errors import DeployError
 from runtime.gpu import driver_release
 from runtime.log import logger
@@ -87,9 +87,6 @@ class TensorRTBackend(Backend):
     def open(self) -> ModelInfo:
         trt_version = require_tensorrt()
         sidecar = read_sidecar(self.path)
-        if sidecar is None:
-            raise DeployError(f"{self.path}: no {sidecar_path(self.path).name} beside it (the engine's input contract); "
-                              "build engines with `effdet-deploy build`")
         check_cuda_versions(trt_version)
         cudart.set_device(self.device_index)
         gpu, cc = device_properties(self.device_index)
@@ -100,7 +97,7 @@ class TensorRTBackend(Backend):
         except BaseException:
             self.close()
             raise
-        return ModelInfo.from_metadata(sidecar.get("onnx_metadata", {}), str(self.path))
+        return ModelInfo.from_metadata(sidecar["onnx_metadata"], str(self.path))
 
     def _load(self, trt_version: str, version_compatible: bool) -> None:
         import tensorrt as trt
