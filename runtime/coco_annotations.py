@@ -57,10 +57,17 @@ def _unique_int_ids(entries: list[dict[str, Any]], key: str, path: Path) -> set[
     return set(first)
 
 
-def _check_strings(entries: list[dict[str, Any]], key: str, field: str, path: Path) -> None:
+def _check_strings(entries: list[dict[str, Any]], key: str, field: str, path: Path, unique: bool = False) -> None:
+    """Every entry's `field` a string; with `unique`, DeployError on the first repeated one."""
+    first: dict[str, int] = {}
     for i, entry in enumerate(entries):
-        if not isinstance(entry.get(field), str):
-            raise DeployError(f"{path}: {key}[{i}].{field} must be a string, got {entry.get(field)!r:.60}")
+        value = entry.get(field)
+        if not isinstance(value, str):
+            raise DeployError(f"{path}: {key}[{i}].{field} must be a string, got {value!r:.60}")
+        if unique and value in first:
+            raise DeployError(f"{path}: {key}[{i}].{field} {value!r:.60} repeats {key}[{first[value]}].{field} "
+                              "(one image listed twice would be detected and scored twice)")
+        first.setdefault(value, i)
 
 
 def _check_annotation(i: int, a: dict[str, Any], image_ids: set[int], category_ids: set[int], path: Path) -> None:
@@ -82,13 +89,13 @@ def _check_annotation(i: int, a: dict[str, Any], image_ids: set[int], category_i
 
 def check_coco(data: dict[str, Any], path: str | Path) -> None:
     """DeployError naming `path` and the first entry that breaks what we rely on: images with unique int ids
-    and str file names, categories with unique int ids and names, annotations on those ids with a valid box."""
+    and unique str file names, categories with unique int ids and names, annotations on those ids with a valid box."""
     path = Path(path)
     images = _entries(data, "images", path)
     categories = _entries(data, "categories", path)
     annotations = _entries(data, "annotations", path)
     image_ids = _unique_int_ids(images, "images", path)
-    _check_strings(images, "images", "file_name", path)
+    _check_strings(images, "images", "file_name", path, unique=True)
     category_ids = _unique_int_ids(categories, "categories", path)
     _check_strings(categories, "categories", "name", path)
     for i, a in enumerate(annotations):

@@ -55,6 +55,7 @@ BAD = [  # (edit, what the message must name)
     (_set("annotations", 0, "area", -1), "annotations[0].area"),
     (_set("images", 1, "file_name", _DELETE), "images[1].file_name must be a string"),
     (_set("images", 1, "id", 1), "images[1].id 1 repeats images[0].id"),
+    (_set("images", 1, "file_name", "a.png"), "images[1].file_name 'a.png' repeats images[0].file_name"),
     (_set("images", 0, "id", "1"), "images[0].id must be an integer"),
     (_set("images", "x"), "images must be a list, got str"),
     (_set("images", [3]), "images[0] must be an object"),
