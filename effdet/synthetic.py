@@ -8,9 +8,11 @@ Numpy + Pillow only: the runtime, the trainer and the tests share it.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,41 +185,78 @@ def coco_categories() -> list[dict[str, object]]:
     return [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(CLASS_NAMES)]
 
 
-def coco_dataset(seed: int, images: int, spec: SynthSpec = SynthSpec(), progress: bool = False
-                 ) -> tuple[list[np.ndarray], dict[str, list[dict[str, object]]]]:
-    """`images` rendered images and their COCO annotation dict (image ids 1..n, category = class + 1)."""
+Scene = tuple[np.ndarray, dict[str, object], list[dict[str, object]]]   # pixels, COCO image, its annotations
+
+
+def scenes(seed: int, images: int, spec: SynthSpec = SynthSpec(), progress: bool = False) -> Iterator[Scene]:
+    """Image 0..n-1 of `seed` one at a time with its COCO records (image ids 1..n, annotation ids counting on
+    across images, category = class + 1): the one rendering loop of the in-memory set and of `synth`.
+    The counts, seed and size are checked here, before the first image is rendered."""
     if images < 1:
         raise DeployError(f"--images must be at least 1, got {images}")
     check_seed(seed)
     check_image_size(spec.height)
     check_image_size(spec.width)
-    pixels: list[np.ndarray] = []
-    coco: dict[str, list[dict[str, object]]] = {"images": [], "annotations": [], "categories": coco_categories()}
+    return _scenes(seed, images, spec, progress)
+
+
+def _scenes(seed: int, images: int, spec: SynthSpec, progress: bool) -> Iterator[Scene]:
+    next_id = 1
     for i in range(images):
         sample = render(seed, i, spec)
-        pixels.append(sample.image)
-        coco["images"].append({"id": i + 1, "file_name": f"{seed}_{i:06d}.png", "height": spec.height,
-                               "width": spec.width})
+        record: dict[str, object] = {"id": i + 1, "file_name": f"{seed}_{i:06d}.png", "height": spec.height,
+                                     "width": spec.width}
+        annotations: list[dict[str, object]] = []
         for box, cls in zip(sample.boxes, sample.classes):
             x1, y1, x2, y2 = (float(v) for v in box)
-            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i + 1,
-                                        "category_id": int(cls) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                                        "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+            annotations.append({"id": next_id + len(annotations), "image_id": i + 1, "category_id": int(cls) + 1,
+                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+        next_id += len(annotations)
+        yield sample.image, record, annotations
         if progress and ((i + 1) % 100 == 0 or i + 1 == images):
             last = i + 1 == images or not sys.stdout.isatty()   # a log file gets one line per report
             print(f"\rsynth: {i + 1}/{images} images", end="\n" if last else "", flush=True)
+
+
+def coco_dataset(seed: int, images: int, spec: SynthSpec = SynthSpec(), progress: bool = False
+                 ) -> tuple[list[np.ndarray], dict[str, list[dict[str, object]]]]:
+    """`images` rendered images, all in memory, and their COCO annotation dict (see `scenes`)."""
+    pixels: list[np.ndarray] = []
+    coco: dict[str, list[dict[str, object]]] = {"images": [], "annotations": [], "categories": coco_categories()}
+    for image, record, annotations in scenes(seed, images, spec, progress):
+        pixels.append(image)
+        coco["images"].append(record)
+        coco["annotations"].extend(annotations)
     return pixels, coco
 
 
 def write_dataset(output: str | Path, images: int, seed: int, spec: SynthSpec = SynthSpec(),
                   progress: bool = True) -> Path:
-    """Write PNGs to OUTPUT/images and COCO annotations to OUTPUT/annotations.json (returned)."""
-    pixels, coco = coco_dataset(seed, images, spec, progress)
-    out = Path(output)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    for image, info in zip(pixels, coco["images"]):
-        Image.fromarray(image).save(out / "images" / str(info["file_name"]))
-    return write_atomic(out / "annotations.json", json.dumps(coco))
+    """Write PNGs to OUTPUT/images and COCO annotations to OUTPUT/annotations.json (returned). One image is
+    held at a time (100,000 images need no more memory than one, beside their annotation records); each PNG
+    and then annotations.json are written atomically, and a failure part-way removes the PNGs this call created."""
+    stream = scenes(seed, images, spec, progress)        # bad counts, seed or size: nothing written
+    folder = Path(output) / "images"
+    created = [p for p in (folder, *folder.parents) if not p.exists()]      # innermost first
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    coco: dict[str, list[dict[str, object]]] = {"images": [], "annotations": [], "categories": coco_categories()}
+    try:
+        for image, record, annotations in stream:
+            png, target = io.BytesIO(), folder / str(record["file_name"])
+            Image.fromarray(image).save(png, format="PNG")
+            written += [] if target.exists() else [target]      # a file there before (a rerun) is not ours
+            write_atomic(target, png.getvalue())
+            coco["images"].append(record)
+            coco["annotations"].extend(annotations)
+        return write_atomic(folder.parent / "annotations.json", json.dumps(coco))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        for made in created:                            # folders this call made, if left empty
+            if made.is_dir() and not any(made.iterdir()):
+                made.rmdir()
+        raise
 
 
 VALIDATION_SEED = 1  # training uses seed 0 (effdet-deploy train --seed); validation images never overlap

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from effdet.synthetic import CLASS_NAMES, SynthSpec, coco_dataset, render, write_dataset
 from runtime.coco_eval import (category_mapping, coco_map, coco_map_of_parts, detection_results, evaluate_detector,
@@ -42,6 +43,47 @@ def test_write_dataset(tmp_path):
     assert all(a["category_id"] in range(1, 7) for a in coco["annotations"])
     with pytest.raises(DeployError, match="at least 1"):
         write_dataset(tmp_path / "x", 0, seed=2)
+
+
+def test_write_dataset_is_the_in_memory_set_written_one_image_at_a_time(tmp_path, monkeypatch):
+    """`synth` streams: each PNG is on disk before the next image is rendered, and the files are exactly the
+    in-memory set (annotations.json byte for byte, PNG pixels)."""
+    import effdet.synthetic as synthetic
+
+    spec = SynthSpec(height=64, width=64)
+    pixels, coco = coco_dataset(2, 4, spec)
+    on_disk_before = []
+
+    def render_and_look(seed, index, spec):
+        on_disk_before.append(sorted(p.name for p in (tmp_path / "images").glob("*.png")))
+        return render(seed, index, spec)
+
+    monkeypatch.setattr(synthetic, "render", render_and_look)
+    path = write_dataset(tmp_path, 4, seed=2, spec=spec, progress=False)
+    assert path.read_bytes() == json.dumps(coco).encode()
+    assert on_disk_before == [[f"2_{i:06d}.png" for i in range(n)] for n in range(4)]
+    for i in (0, 3):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "images" / f"2_{i:06d}.png")), pixels[i])
+
+
+def test_write_dataset_failing_part_way_leaves_nothing(tmp_path, monkeypatch):
+    """A failure at image 3 of 5 (here a disk-full error) removes the PNGs it created and the folders it
+    made; no annotations.json, no temporary file; files that were there before stay."""
+    import effdet.synthetic as synthetic
+
+    def render_until_the_disk_fills(seed, index, spec):
+        if index == 2:
+            raise OSError(28, "No space left on device")
+        return render(seed, index, spec)
+
+    monkeypatch.setattr(synthetic, "render", render_until_the_disk_fills)
+    (tmp_path / "kept" / "images").mkdir(parents=True)              # a rerun: an image of the same set is there
+    (tmp_path / "kept" / "images" / "2_000000.png").write_bytes(b"an earlier run's")
+    for output in (tmp_path / "new" / "data", tmp_path / "kept"):
+        with pytest.raises(OSError, match="No space"):
+            write_dataset(output, 5, seed=2, spec=SynthSpec(height=64, width=64), progress=False)
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert left == ["kept", "kept/images", "kept/images/2_000000.png"], left
 
 
 def test_bad_annotation_file(tmp_path):
