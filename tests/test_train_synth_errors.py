@@ -1,19 +1,48 @@
 """`train` and `synth` refuse bad flags before any work: one stderr line naming the flag or file, exit 2,
-no training step, nothing written (no output folder left, an existing dataset byte-identical). Each case
-runs the real command line in a subprocess; none builds more than one model or runs a step."""
+no training step, nothing written (no output folder left, an existing dataset byte-identical).
+Each case runs the command line's own entry point, `effdet_deploy.cli.main`, in this process (a subprocess
+per case cost ~1.5 s of interpreter and torch start-up each); three cases run the real `python -m
+effdet_deploy` in a subprocess, to prove the exit code and the lone stderr line end to end (no warning or
+traceback from a fresh interpreter's imports). None builds more than one model or runs a step."""
 import hashlib
+import io
+import logging
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 import torch
 
+from effdet_deploy.cli import main
+from runtime.log import logger
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args):
+    """`effdet-deploy ARGS` in this process: exit code, stdout (with our log lines: progress goes there), stderr."""
+    out, err, log = io.StringIO(), io.StringIO(), logging.StreamHandler()
+    log.setStream(out)
+    level = logger.level
+    logger.addHandler(log)
+    logger.setLevel(logging.INFO)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:                      # argparse's own errors exit
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        logger.removeHandler(log)
+        logger.setLevel(level)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args):
+    """The real command line: `python -m effdet_deploy ARGS` in a fresh interpreter."""
     return subprocess.run([sys.executable, "-m", "effdet_deploy", *map(str, args)], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
 
@@ -59,12 +88,18 @@ def test_bad_flag(tmp_path, command, flags, fragment):
     assert not out.exists()
 
 
+def test_bad_flag_in_a_fresh_interpreter(tmp_path):
+    out = tmp_path / "out"
+    one_line_error(cli_process("train", "--output", out, "--steps", "2", "--batch", "1"), "train", "--batch")
+    assert not out.exists()
+
+
 def test_synth_refuses_an_existing_dataset(tmp_path):
     data = tmp_path / "data"
     assert cli("synth", "--output", data, "--images", "2", "--image-size", "64").returncode == 0
     before = snapshot(data)
-    one_line_error(cli("synth", "--output", data, "--images", "1", "--image-size", "64"), "synth", str(data),
-                   "not empty")
+    one_line_error(cli_process("synth", "--output", data, "--images", "1", "--image-size", "64"), "synth",
+                   str(data), "not empty")                             # end to end: the real command line
     assert snapshot(data) == before
 
 
@@ -102,7 +137,7 @@ def d0_state(tmp_path_factory):
     return model.state_dict()
 
 
-def resume_case(tmp_path, content, *flags):
+def resume_case(tmp_path, content, *flags, run=cli):
     ckpt = tmp_path / "ck.pth"
     if isinstance(content, bytes):
         ckpt.write_bytes(content)
@@ -110,7 +145,7 @@ def resume_case(tmp_path, content, *flags):
         torch.save(content, ckpt)
     before = ckpt.read_bytes()
     out = tmp_path / "run"
-    result = cli("train", "--output", out, "--steps", "3", "--resume", ckpt, *flags)
+    result = run("train", "--output", out, "--steps", "3", "--resume", ckpt, *flags)
     assert not out.exists() and ckpt.read_bytes() == before
     return result, str(ckpt)
 
@@ -123,7 +158,7 @@ def test_resume_missing_file(tmp_path):
 
 
 def test_resume_text_file(tmp_path):
-    result, path = resume_case(tmp_path, b"hi")
+    result, path = resume_case(tmp_path, b"hi", run=cli_process)    # end to end: torch.load's own failure
     one_line_error(result, "train", path)
 
 
