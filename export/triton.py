@@ -41,9 +41,11 @@ def file_info(path: Path) -> tuple[ModelInfo, bool]:
         proto = read_onnx(path, weights=False)
         return (ModelInfo.from_metadata(metadata_of(proto), str(path)),
                 any(n.op_type == "EfficientNMS_TRT" for n in proto.graph.node))
-    from runtime.engine_sidecar import read_sidecar
+    from runtime.engine_sidecar import check_unchanged, read_sidecar
 
-    return ModelInfo.from_metadata(read_sidecar(path)["onnx_metadata"], str(path)), False
+    sidecar = read_sidecar(path)
+    check_unchanged(path, sidecar, digest=True)          # never package a truncated or replaced engine
+    return ModelInfo.from_metadata(sidecar["onnx_metadata"], str(path)), False
 
 
 def _tensor(name: str, dtype: str, dims: list[int]) -> str:

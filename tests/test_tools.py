@@ -125,6 +125,9 @@ def test_triton_configs_parse_with_tritons_schema(files, tmp_path):
     static = validate_config((triton_repository(TritonSettings(model=engine, output=tmp_path / "repo")) /
                               "config.pbtxt").read_text(), "test")
     assert static.platform == "tensorrt_plan" and static.max_batch_size == 1
+    engine.write_bytes(b"\1" * 64)                          # replaced after its build: refused
+    with pytest.raises(DeployError, match="sha256 differs"):
+        triton_repository(TritonSettings(model=engine, output=tmp_path / "repo4"))
     with pytest.raises(DeployError, match="cannot run EfficientNMS_TRT"):
         triton_repository(TritonSettings(model=files["fp32"], output=tmp_path / "repo2"))
     broken = (folder / "config.pbtxt").read_text().replace("max_batch_size", "max_batch")
