@@ -18,7 +18,7 @@ from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 from runtime.log import logger
 from runtime.model_info import DYNAMIC_BATCH, batch_profile
-from runtime.trt_compat import (has_legacy_precision_flags, network_flags, parser_error_text,
+from runtime.trt_compat import (PIN_FP32, has_legacy_precision_flags, network_flags, parser_error_text,
                                 precision_builder_flags, require_tensorrt, strong_typing_available,
                                 wants_strong_typing)
 
@@ -72,6 +72,7 @@ class OnnxInput:
     dims: tuple[int, ...]          # -1 for dynamic dimensions
     meta: dict[str, str]           # metadata_props
     has_qdq: bool                  # QuantizeLinear/DequantizeLinear present (onnx-tensorrt imports them as Q/DQ layers)
+    plugins: tuple[str, ...] = ()  # TensorRT plugin ops in the graph (EfficientNMS_TRT)
 
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -85,26 +86,54 @@ def onnx_input(path: Path) -> OnnxInput:
     graph_input = proto.graph.input[0]
     dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in graph_input.type.tensor_type.shape.dim)
     has_qdq = any(node.op_type in QDQ_OPS for node in proto.graph.node)
-    return OnnxInput(graph_input.name, dims, metadata_of(proto), has_qdq)
+    plugins = tuple(sorted({node.op_type for node in proto.graph.node if node.op_type.endswith("_TRT")}))
+    return OnnxInput(graph_input.name, dims, metadata_of(proto), has_qdq, plugins)
+
+
+def check_version_compatible(s: BuildSettings, inp: OnnxInput) -> None:
+    """--version-compatible with a plugin op is refused: a version-compatible plan can only carry plugin libraries
+    built for it (entry points getCreators/setLoggerFinder: TensorRT plugin/vc/vfcCommon.cpp, v8.6-v11.1), and the
+    only such library TensorRT ships, nvinfer_vc_plugin, holds ROIAlign alone (plugin/CMakeLists.txt
+    add_vc_plugin_source; onnx-tensorrt reports it for ROIAlign only). EfficientNMS_TRT lives in libnvinfer_plugin."""
+    if s.version_compatible and inp.plugins:
+        raise DeployError(f"{s.onnx}: --version-compatible engines cannot carry the {', '.join(inp.plugins)} plugin "
+                          "(not in TensorRT's version-compatible plugin library); export with --nms onnx")
 
 
 def profile_shapes(s: BuildSettings, name: str, dims: tuple[int, ...], meta: dict[str, str]
                    ) -> Profile | None:
     """(min, opt, max) for a dynamic input: the flags, else the file's dynamic-batch metadata; None if static."""
     if -1 not in dims:
+        given = {v[name] for v in (s.min_shapes, s.opt_shapes, s.max_shapes) if name in v}
+        if given - {dims}:
+            raise DeployError(f"{s.onnx}: input '{name}' is static {dims}; shapes {sorted(given)} do not apply "
+                              "(drop --minShapes/--optShapes/--maxShapes)")
         return None
     if name in s.min_shapes or name in s.opt_shapes or name in s.max_shapes:
         missing = [k for k, v in (("--minShapes", s.min_shapes), ("--optShapes", s.opt_shapes),
                                   ("--maxShapes", s.max_shapes)) if name not in v]
         if missing:
             raise DeployError(f"{s.onnx}: give {', '.join(missing)} for '{name}' as well")
-        return s.min_shapes[name], s.opt_shapes[name], s.max_shapes[name]
+        return check_profile(s.onnx, name, dims, (s.min_shapes[name], s.opt_shapes[name], s.max_shapes[name]))
     batch = meta.get("batch", "")
     if not batch.startswith(DYNAMIC_BATCH) or dims.count(-1) != 1 or dims[0] != -1:
         raise DeployError(f"{s.onnx}: input '{name}' {dims} is dynamic; give --minShapes/--optShapes/--maxShapes")
     lo, opt, hi = batch_profile(batch)
     rest = dims[1:]
     return (lo, *rest), (opt, *rest), (hi, *rest)
+
+
+def check_profile(onnx: Path, name: str, dims: tuple[int, ...], shapes: Profile) -> Profile:
+    """min <= opt <= max per dimension, each of the input's rank and equal to its static dimensions: TensorRT's
+    IOptimizationProfile.set_shape raises a bare RuntimeError otherwise (pyCore.cpp PY_ASSERT_RUNTIME_ERROR,
+    8.6.1-11.1)."""
+    for label, shape in zip(("min", "opt", "max"), shapes):
+        if len(shape) != len(dims) or any(d not in (-1, v) for d, v in zip(dims, shape)):
+            raise DeployError(f"{onnx}: {label} shape {shape} does not fit input '{name}' {dims}")
+    if not all(lo <= opt <= hi for lo, opt, hi in zip(*shapes)):
+        raise DeployError(f"{onnx}: input '{name}' needs min <= opt <= max in every dimension, got "
+                          f"{shapes[0]}, {shapes[1]}, {shapes[2]}")
+    return shapes
 
 
 def calibration_shape(s: BuildSettings, dims: tuple[int, ...],
@@ -146,10 +175,24 @@ def build_precision(s: BuildSettings, file_precision: str, trt_version: str,
                           "or use an INT8 Q/DQ ONNX (effdet-deploy quantize)")
     if s.int8 and s.calib_dir is None and s.calib_cache is not None and not s.calib_cache.is_file():
         raise DeployError(f"{s.calib_cache}: no calibration cache yet; give --calib-dir to calibrate")
+    if s.strongly_typed is False and not has_legacy_precision_flags(trt_version):
+        raise DeployError(f"TensorRT {trt_version} builds strongly typed networks only (NvInfer.h v11.0); "
+                          "drop --no-strongly-typed")
     if strong:
+        if s.dla_core is not None and file_precision == "fp32":
+            raise DeployError(f"--dla-core: DLA runs FP16 and INT8 layers only, and this strongly typed build of an "
+                              f"FP32 file (TensorRT {trt_version}) would put every layer on the GPU; build from an "
+                              "FP16 or INT8 file (effdet-deploy quantize)")
         return True, []
     needed = precision_builder_flags(trt_version, file_precision, has_qdq)
-    return False, [f for f in ("FP16", "INT8") if f in needed or f in user]
+    flags: list[str] = [f for f in ("FP16", "INT8") if f in needed or f in user]
+    if s.dla_core is not None:
+        # trtexec setupNetworkAndConfig (sampleEngines.cpp v8.6.1-v10.13.0): with a DLA core it sets
+        # kPREFER_PRECISION_CONSTRAINTS, and kFP16 unless INT8: DLA has no FP32, FP32 layers would fall back to the GPU
+        flags += [] if "INT8" in flags or "FP16" in flags else ["FP16"]
+    if PIN_FP32 in needed or s.dla_core is not None:
+        flags.append(PIN_FP32)
+    return False, flags
 
 
 class Calibration(Protocol):
@@ -173,6 +216,28 @@ def _parse(network: trt.INetworkDefinition, trt_logger: trt.ILogger, s: BuildSet
         raise DeployError(f"{s.onnx}: TensorRT's ONNX parser failed: " + "; ".join(lines))
 
 
+def _pin_fp32_layers(network: trt.INetworkDefinition) -> int:
+    """Weakly typed build of an FP16/INT8 file: kFP16 lets TensorRT run any layer in FP16, so every layer whose
+    outputs the file types FP32 (FP32_OPS such as the squeeze-excite ReduceMean, the heads' reshapes, the tail)
+    is asked to stay FP32, as a strongly typed build would keep it (Polygraphy --layer-precisions; honoured under
+    kPREFER_PRECISION_CONSTRAINTS). Casts, Q/DQ, constants and shape layers keep their own typing rules.
+    ILayer.precision / ITensor.dtype / LayerType: pyGraph.cpp v8.6.1-v10.13.0 (setPrecision deprecated 10.12,
+    where these files build strongly typed instead). Returns how many layers were pinned."""
+    import tensorrt as trt
+
+    own_rules = {trt.LayerType.CONSTANT, trt.LayerType.SHAPE, trt.LayerType.CAST, trt.LayerType.IDENTITY,
+                 trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE}
+    pinned = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
+        if layer.type in own_rules or not outputs or any(t.dtype != trt.float32 for t in outputs):
+            continue
+        layer.precision = trt.float32
+        pinned += 1
+    return pinned
+
+
 def _configure(builder: trt.Builder, config: trt.IBuilderConfig, s: BuildSettings, flags: list[str]) -> None:
     """Workspace, optimization level, DLA, version compatibility, precision flags (Python API, 8.6-11.x)."""
     import tensorrt as trt
@@ -184,13 +249,18 @@ def _configure(builder: trt.Builder, config: trt.IBuilderConfig, s: BuildSetting
     if s.dla_core is not None:
         if builder.num_DLA_cores <= s.dla_core:
             raise DeployError(f"--dla-core {s.dla_core}: this device has {builder.num_DLA_cores} DLA cores")
-        config.default_device_type = trt.DeviceType.DLA   # trtexec sampleEngines.cpp setupDLA: DLA + GPU_FALLBACK
+        # trtexec sampleEngines.cpp setupNetworkAndConfig: DLA device, core, GPU_FALLBACK (+ FP16/precision
+        # constraints: build_precision)
+        config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = s.dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
     if s.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)   # 8.6+ (trtexec --versionCompatible)
-    for flag in flags:   # FP16/INT8 exist until 10.x (removed in NvInfer.h v11.0); trt_compat decides
-        config.set_flag(trt.BuilderFlag.FP16 if flag == "FP16" else trt.BuilderFlag.INT8)
+    # FP16/INT8/PREFER_PRECISION_CONSTRAINTS exist 8.6-10.x (removed in NvInfer.h v11.0); trt_compat decides
+    builder_flags = {"FP16": trt.BuilderFlag.FP16, "INT8": trt.BuilderFlag.INT8,
+                     PIN_FP32: trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS}
+    for flag in flags:
+        config.set_flag(builder_flags[flag])
 
 
 def _add_profile(builder: trt.Builder, config: trt.IBuilderConfig, name: str,
@@ -250,27 +320,32 @@ def _warn_lint(path: Path, trt_version: str) -> None:
 
 def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -> Path:
     """Build and write s.engine (atomically) and its sidecar; returns the engine path."""
+    from runtime.backends.tensorrt_backend import check_cuda_versions
     from runtime.cuda_memory import device_properties
     from runtime.engine_sidecar import write_sidecar
-    from runtime.trt_messages import TrtMessages
+    from runtime.trt_messages import TrtMessages, register_plugins
 
     inp = onnx_input(s.onnx)
+    check_version_compatible(s, inp)
     require_tensorrt()              # one clear DeployError when TensorRT is missing (or only its stubs)
     import tensorrt as trt
 
     precision = inp.meta.get("precision", "fp32")
     strong, flags = build_precision(s, precision, trt.__version__, inp.has_qdq)
     _warn_lint(s.onnx, trt.__version__)
+    check_cuda_versions(trt.__version__)          # one line before cudaSetDevice's bare error (runtime does the same)
     gpu, cc = device_properties(0)
     messages = TrtMessages()                      # TensorRT's errors, for one-line DeployErrors
     trt_logger = messages.trt_logger()
-    trt.init_libnvinfer_plugins(trt_logger, "")   # registers EfficientNMS_TRT (Polygraphy/trtexec do the same)
+    register_plugins()                            # EfficientNMS_TRT, with the process-wide plugin logger
     try:
         builder = trt.Builder(trt_logger)         # pybind raises TypeError when createInferBuilder returns null
     except TypeError:
         raise DeployError(f"TensorRT could not create a builder{messages.suffix() or ' (no usable GPU?)'}") from None
     network = builder.create_network(network_flags(trt, strong))   # flags per version: runtime/trt_compat.py
     _parse(network, trt_logger, s)
+    if PIN_FP32 in flags and precision in ("fp16", "int8"):
+        logger.info(f"weakly typed: {_pin_fp32_layers(network)} layers the file computes in FP32 stay FP32")
     config = builder.create_builder_config()      # IBuilderConfig, 8.6-11.x (trtexec sampleEngines.cpp)
     _configure(builder, config, s, flags)
     cache = _timing_cache(config, s.timing_cache)

@@ -58,15 +58,19 @@ class TensorRTFlags(Protocol):
 
 
 def network_flags(trt: TensorRTFlags, strongly_typed: bool) -> int:
-    """Creation flags for builder.create_network(): EXPLICIT_BATCH before 10.0, STRONGLY_TYPED on demand."""
+    """Creation flags for builder.create_network(): EXPLICIT_BATCH before 10.0 (8.6 NvInfer.h), STRONGLY_TYPED
+    on demand on 10.x (NvInfer.h v10.0); none on 11.x, where networks are always strongly typed and the flag is
+    deprecated (NvInfer.h v11.1 NetworkDefinitionCreationFlag::kSTRONGLY_TYPED "always enabled")."""
     trt_version = str(getattr(trt, "__version__"))
     version = version_tuple(trt_version)
+    if version >= LEGACY_PRECISION_UNTIL:
+        return 0
     flags = 0
     if version < (10, 0):
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     if strongly_typed:
         if not hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
-            raise RuntimeError(f"TensorRT {trt_version} has no strongly typed networks (needs 10.0+)")
+            raise DeployError(f"TensorRT {trt_version} has no strongly typed networks (needs 10.0+)")
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     return flags
 
@@ -91,12 +95,18 @@ def precision_builder_flags(trt_version: str, precision: str, has_qdq: bool) -> 
       (trtexec samples/common/sampleEngines.cpp `hasQDQLayers`; Polygraphy backend/trt/config.py).
     - FP16 math in the file (fp16, and int8 whose unquantized layers are FP16) -> FP16: weak typing picks
       FP16 kernels only with kFP16 (TensorRT 8.6 NvInfer.h BuilderFlag::kFP16 "Enable FP16 layer selection").
+      kFP16 lets the builder run *any* layer in FP16, so the layers the file computes in FP32 (FP32_OPS, the
+      tail) are pinned there (engine_build._pin_fp32_layers) under kPREFER_PRECISION_CONSTRAINTS (8.6+,
+      deprecated 10.12 with strong typing; Polygraphy --layer-precisions + --precision-constraints prefer).
     - 11.x: no such flags (removed from NvInfer.h v11.0; deprecated since 10.12): strongly typed only.
     """
     if not has_legacy_precision_flags(trt_version):
         return ()
-    flags = ["FP16"] if precision in ("fp16", "int8") else []
+    flags = ["FP16", PIN_FP32] if precision in ("fp16", "int8") else []
     return (*flags, "INT8") if has_qdq else tuple(flags)
+
+
+PIN_FP32 = "PREFER_PRECISION_CONSTRAINTS"   # the builder flag that makes layer precisions count (8.6-10.x)
 
 
 def strong_typing_available(trt_version: str) -> bool:

@@ -48,3 +48,16 @@ def _forwarding_logger(sink: TrtMessages) -> trt.ILogger:
             sink.record(int(severity), msg)
 
     return ForwardingLogger()
+
+
+_PLUGIN_MESSAGES = TrtMessages()   # lives as long as the process: see register_plugins
+
+
+def register_plugins() -> bool:
+    """trt.init_libnvinfer_plugins (EfficientNMS_TRT) with one process-wide logger. The plugin library keeps the
+    logger it is given as a raw global and logs through it later (plugin/api/inferPlugin.cpp `gLogger`,
+    v8.6.1-v11.1), so a per-build or per-engine logger would dangle once freed; Polygraphy passes its global
+    logger the same way. Plugin messages go to the package log."""
+    import tensorrt as trt
+
+    return bool(trt.init_libnvinfer_plugins(_PLUGIN_MESSAGES.trt_logger(), ""))

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from export.engine_build import (BuildSettings, build_precision, calibration_shape, onnx_input, parse_shapes,
-                                 profile_shapes)
+from export.engine_build import (BuildSettings, build_precision, calibration_shape, check_version_compatible,
+                                 onnx_input, parse_shapes, profile_shapes)
 from runtime.detector import Detector
 from runtime.engine_sidecar import check_engine, read_sidecar, write_sidecar
 from runtime.errors import DeployError
 from runtime.gpu import cuda_device_count
+from runtime.trt_compat import PIN_FP32 as PIN
 from runtime.trt_compat import network_flags, precision_builder_flags, tensorrt_available, wants_strong_typing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,16 +44,37 @@ def test_profile_shapes_from_flags_or_metadata():
         profile_shapes(settings(), "images", (-1, 3, -1, -1), {})
 
 
+def test_profile_shapes_are_checked_before_tensorrt_sees_them():
+    """set_shape raises a bare RuntimeError on these (pyCore.cpp); flags for a static input were ignored."""
+    dims = (-1, 3, 64, 64)
+
+    def flags(lo, opt, hi):
+        return settings(min_shapes={"images": lo}, opt_shapes={"images": opt}, max_shapes={"images": hi})
+    for shapes, message in ((((4, 3, 64, 64), (2, 3, 64, 64), (8, 3, 64, 64)), "min <= opt <= max"),
+                            (((1, 3, 64), (2, 3, 64, 64), (8, 3, 64, 64)), r"min shape \(1, 3, 64\) does not fit"),
+                            (((1, 3, 64, 64), (2, 4, 64, 64), (8, 3, 64, 64)), r"opt shape \(2, 4, 64, 64\) does not fit")):
+        with pytest.raises(DeployError, match=message):
+            profile_shapes(flags(*shapes), "images", dims, {})
+    static = (1, 3, 64, 64)
+    assert profile_shapes(flags(static, static, static), "images", static, {}) is None
+    with pytest.raises(DeployError, match="is static"):
+        profile_shapes(flags(static, (2, 3, 64, 64), (4, 3, 64, 64)), "images", static, {})
+
+
 @pytest.mark.parametrize("version, precision, qdq, flags, strong, legacy", [
     ("8.6.1", "fp32", False, {"fp16": True}, False, ["FP16"]),
-    ("8.6.1", "fp16", False, {}, False, ["FP16"]),           # FP16 file, weak typing: FP16 kernels need the flag
-    ("10.8.0", "fp16", False, {}, False, ["FP16"]),
-    ("8.6.1", "int8", True, {}, False, ["FP16", "INT8"]),    # Q/DQ on 8.6 (JetPack 6): INT8 flag, no calibrator
-    ("10.3.0", "int8", True, {"int8": True}, False, ["FP16", "INT8"]),   # --int8 on Q/DQ: no --calib-cache needed
+    ("8.6.1", "fp16", False, {}, False, ["FP16", PIN]),      # FP16 file, weak typing: FP16 kernels need the flag,
+    ("10.8.0", "fp16", False, {}, False, ["FP16", PIN]),     # and the file's FP32 layers are pinned
+    ("8.6.1", "int8", True, {}, False, ["FP16", "INT8", PIN]),   # Q/DQ on 8.6 (JetPack 6): INT8 flag, no calibrator
+    ("10.3.0", "int8", True, {"int8": True}, False, ["FP16", "INT8", PIN]),   # --int8 on Q/DQ: no --calib-cache
     ("10.11.0", "fp32", True, {}, False, ["INT8"]),          # a foreign FP32 Q/DQ file
     ("10.13.0.35", "fp16", False, {}, True, []),
     ("10.13.0.35", "int8", True, {}, True, []),
-    ("10.13.0.35", "int8", True, {"strongly_typed": False}, False, ["FP16", "INT8"]),
+    ("10.13.0.35", "int8", True, {"strongly_typed": False}, False, ["FP16", "INT8", PIN]),
+    ("8.6.1", "fp32", False, {"dla_core": 0}, False, ["FP16", PIN]),     # trtexec: DLA runs FP16/INT8, not FP32
+    ("10.3.0", "fp16", False, {"dla_core": 1}, False, ["FP16", PIN]),
+    ("10.3.0", "int8", True, {"dla_core": 0}, False, ["FP16", "INT8", PIN]),
+    ("10.13.0.35", "fp16", False, {"dla_core": 0}, True, []),
     ("10.13.0.35", "fp32", False, {}, False, []),
     ("11.0.0", "fp32", False, {}, True, []),
     ("11.0.0", "int8", True, {}, True, []),
@@ -74,11 +96,15 @@ def test_precision_mode_errors(tmp_path):
         build_precision(settings(int8=True, calib_cache=tmp_path / "c.cache"), "int8", "8.6.1", True)
     with pytest.raises(DeployError, match="no strongly typed networks"):
         build_precision(settings(strongly_typed=True), "fp16", "8.6.1")
+    with pytest.raises(DeployError, match="strongly typed networks only .*drop --no-strongly-typed"):
+        build_precision(settings(strongly_typed=False), "fp16", "11.1.0")   # 11 would build it strongly typed anyway
+    with pytest.raises(DeployError, match="DLA runs FP16 and INT8 layers only"):
+        build_precision(settings(dla_core=0), "fp32", "11.0.0")             # every layer would fall back to the GPU
 
 
 def test_precision_builder_flags_per_version():
-    assert precision_builder_flags("8.6.1", "int8", True) == ("FP16", "INT8")
-    assert precision_builder_flags("10.11.0", "fp16", False) == ("FP16",)
+    assert precision_builder_flags("8.6.1", "int8", True) == ("FP16", PIN, "INT8")
+    assert precision_builder_flags("10.11.0", "fp16", False) == ("FP16", PIN)
     assert precision_builder_flags("10.12.0", "fp32", False) == ()
     assert precision_builder_flags("11.1.0", "int8", True) == ()         # flags removed in 11
 
@@ -121,6 +147,22 @@ def test_onnx_input_reads_qdq_and_dims(tmp_path):
     assert not inp.has_qdq and inp.dims == (-1, 3, 8, 8)
 
 
+def test_version_compatible_refuses_a_plugin_file(tmp_path):
+    """Only nvinfer_vc_plugin (ROIAlign) can travel in a version-compatible plan; EfficientNMS_TRT cannot."""
+    import onnx
+
+    path = _tiny_onnx(tmp_path / "p.onnx", qdq=False)
+    model = onnx.load(str(path))
+    model.graph.node.append(onnx.helper.make_node("EfficientNMS_TRT", ["out"], ["nms"], domain="trt.plugins"))
+    onnx.save(model, str(path))
+    inp = onnx_input(path)
+    assert inp.plugins == ("EfficientNMS_TRT",)
+    check_version_compatible(settings(), inp)                                 # not version-compatible: fine
+    with pytest.raises(DeployError, match="cannot carry the EfficientNMS_TRT plugin.*--nms onnx"):
+        check_version_compatible(settings(version_compatible=True), inp)
+    check_version_compatible(settings(version_compatible=True), onnx_input(_tiny_onnx(tmp_path / "f.onnx", qdq=False)))
+
+
 def test_engine_building_does_not_import_calibration():
     """Data flow model -> export -> calibration -> engine: the caller hands the calibrator in."""
     import ast
@@ -145,6 +187,7 @@ def test_network_flags_per_version():
     assert network_flags(FakeTRT("8.6.1"), False) == 1
     assert network_flags(FakeTRT("10.13.0"), True) == 2
     assert network_flags(FakeTRT("10.13.0"), False) == 0
+    assert network_flags(FakeTRT("11.1.0"), True) == network_flags(FakeTRT("11.1.0"), False) == 0   # always strong
     assert wants_strong_typing("11.1.0", "fp32")
 
 

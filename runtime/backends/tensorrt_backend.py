@@ -26,7 +26,7 @@ from runtime.log import logger
 from runtime.model_info import ModelInfo
 from runtime.trt_compat import (cuda_mismatch, numpy_dtype, profile_batch_limits, require_tensorrt,
                                 tensorrt_cuda_major)
-from runtime.trt_messages import TrtMessages
+from runtime.trt_messages import TrtMessages, register_plugins
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -44,6 +44,14 @@ def _device_index(device: str | None) -> int:
 
 def _dims(dims: trt.Dims) -> tuple[int, ...]:
     return tuple(dims[i] for i in range(len(dims)))
+
+
+def _dla_core(sidecar: dict[str, object], path: Path) -> int | None:
+    """The sidecar's dla_core (None: a GPU engine); anything but an int >= 0 is refused."""
+    core = sidecar.get("dla_core")
+    if core is not None and (type(core) is not int or core < 0):
+        raise DeployError(f"{path}: sidecar dla_core {core!r} is not a DLA core number; rebuild the engine")
+    return core
 
 
 def check_cuda_versions(trt_version: str) -> None:
@@ -93,19 +101,23 @@ class TensorRTBackend(Backend):
         check_engine(self.path, sidecar, trt_version, gpu, cc)
         try:
             with self._trt_errors():
-                self._load(trt_version, bool(sidecar.get("version_compatible")))
+                self._load(trt_version, bool(sidecar.get("version_compatible")), _dla_core(sidecar, self.path))
         except BaseException:
             self.close()
             raise
         return ModelInfo.from_metadata(sidecar["onnx_metadata"], str(self.path))
 
-    def _load(self, trt_version: str, version_compatible: bool) -> None:
+    def _load(self, trt_version: str, version_compatible: bool, dla_core: int | None) -> None:
         import tensorrt as trt
 
         logger_ = self.messages.trt_logger()
-        if not trt.init_libnvinfer_plugins(logger_, ""):   # EfficientNMS_TRT lives there (8.6-11.x)
-            logger.warning(f"TensorRT could not register its plugins{self.messages.suffix()}")
+        if not register_plugins():   # EfficientNMS_TRT lives there (8.6-11.x)
+            logger.warning("TensorRT could not register its plugins (see the log file)")
         self.runtime = trt.Runtime(logger_)   # kept alive while the engine lives (IRuntime docs, 8.6-11.x)
+        if dla_core is not None:
+            # the DLA core the engine was built for, before deserializing (IRuntime::setDLACore, default -1;
+            # trtexec sampleEngines.cpp LazilyDeserializedEngine does the same, v8.6.1-v10.13.0)
+            self.runtime.DLA_core = dla_core
         if version_compatible:
             # VC engines embed the lean runtime (host code), refused unless allowed (IRuntime::
             # setEngineHostCodeAllowed, 8.6+; trtexec sampleEngines.cpp, Polygraphy EngineFromBytes do this)
