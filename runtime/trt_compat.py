@@ -18,7 +18,10 @@ from runtime.errors import DeployError
 if TYPE_CHECKING:
     import tensorrt as trt_types
 
-STRONG_TYPING_FROM = (10, 12)   # our policy: below this, build weakly typed with builder flags
+# Strong typing exists from 10.0; FP16/Q/DQ files use it from 10.12, where the weak-typing precision flags
+# are deprecated (NvInfer.h v10.13.0 BuilderFlag::kFP16 "Deprecated in TensorRT 10.12. Superseded by strong
+# typing"). Below it they build weakly typed with the flags trtexec users pass, FP32 layers pinned.
+STRONG_TYPING_FROM = (10, 12)
 LEGACY_PRECISION_UNTIL = (11, 0)
 TRT_INSTALL = "pip install 'efficientdet-deploy[trt-cu12]' (or [trt-cu13]; on Jetson TensorRT comes with JetPack)"
 
