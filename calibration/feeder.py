@@ -9,25 +9,36 @@ served must have exactly that shape: a larger one would be skipped silently, a s
 TensorRT's Python trampoline catches whatever a callback raises, prints it and carries on
 (python/src/infer/pyInt8.cpp, `pyCalibratorTrampoline`, 8.6 to 10.x): the feed keeps the first error and
 `raise_kept()` re-raises it after the build, with its own message.
+
+TensorRT reads each batch in the engine input's own type from the address get_batch returns (getBatch
+hands over bare device pointers, NvInfer.h 8.6-10.x), so batches are served in the ONNX input's dtype: a
+uint8-input file (`export --input-dtype uint8`) gets uint8 bytes, never float32 ones read a quarter at a time.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from calibration.cache_file import CalibrationCache
+from calibration.images import CalibrationImages
 from runtime.errors import DeployError
+from runtime.model_info import ModelInfo
 
 Stage = Callable[[np.ndarray], int]   # copies one batch where TensorRT reads it; returns its address
 
 
 class BatchFeeder:
-    """Batches of exactly `shape` (the engine input's calibration shape), contiguous, in `dtype`."""
+    """Batches of exactly `shape` and `dtype` (the engine input's calibration shape and type), contiguous.
 
-    def __init__(self, batches: Iterable[np.ndarray], shape: tuple[int, ...], dtype: type = np.float32) -> None:
+    A batch of another width of the same kind (float64 for float32) is converted; another kind (float for a
+    uint8 input) is refused: its values are not what that input holds."""
+
+    def __init__(self, batches: Iterable[np.ndarray], shape: tuple[int, ...], dtype: npt.DTypeLike) -> None:
         self._it: Iterator[np.ndarray] = iter(batches)
-        self.shape, self.dtype = tuple(shape), dtype
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         self.served = 0
 
     @property
@@ -42,16 +53,20 @@ class BatchFeeder:
         if tuple(batch.shape) != self.shape:
             raise DeployError(f"calibration batch {self.served} has shape {tuple(batch.shape)}, but TensorRT reads "
                               f"{self.shape} per batch (the input's static or calibration-profile OPT shape)")
+        if batch.dtype.kind != self.dtype.kind:
+            raise DeployError(f"calibration batch {self.served} is {batch.dtype}, but TensorRT reads the input as "
+                              f"{self.dtype} (the ONNX input's type)")
         self.served += 1
         return np.ascontiguousarray(batch, dtype=self.dtype)
 
 
 class CalibrationFeed:
-    """What a legacy calibrator does, minus TensorRT: serve batches, read/write the cache, keep errors."""
+    """What a legacy calibrator does, minus TensorRT: serve batches, read/write the cache, keep errors.
+    `dtype`: the engine input's type (float32 unless the file says otherwise: pass it, see image_feed)."""
 
     def __init__(self, batches: Iterable[np.ndarray] | None, shape: tuple[int, ...], input_name: str,
-                 stage: Stage, cache: CalibrationCache) -> None:
-        self.feeder = BatchFeeder(batches or [], shape)
+                 stage: Stage, cache: CalibrationCache, dtype: npt.DTypeLike = np.float32) -> None:
+        self.feeder = BatchFeeder(batches or [], shape, dtype)
         self.input_name, self.stage, self.cache = input_name, stage, cache
         self.kept: tuple[str, BaseException] | None = None
 
@@ -100,3 +115,15 @@ class CalibrationFeed:
         if isinstance(error, DeployError):
             raise error
         raise DeployError(f"INT8 calibration failed in {where}: {type(error).__name__}: {error}") from error
+
+
+def image_feed(cache: Path, calib_dir: Path | None, meta: dict[str, str], source: str, shape: tuple[int, ...],
+               input_name: str, count: int, stage: Stage) -> CalibrationFeed:
+    """The cache alone (no calib_dir: replay, nothing served), or `count` images of calib_dir through the
+    runtime's preprocessing in batches of shape[0], served in the file's input dtype (its metadata's
+    input_dtype, the type export gave the ONNX input and prepare_batch produces)."""
+    if calib_dir is None:
+        return CalibrationFeed(None, shape, input_name, stage, CalibrationCache(cache))
+    info = ModelInfo.from_metadata(meta, source)
+    images = CalibrationImages(calib_dir, info, count, shape[0], input_name=input_name)
+    return CalibrationFeed(images.batches(), shape, input_name, stage, CalibrationCache(cache), info.input_dtype)

@@ -4,23 +4,29 @@ cache read and written atomically. Removed in TensorRT 11 (IInt8Calibrator is ab
 NvInfer.h; deprecated since 10.1): new deployments should use the Q/DQ INT8 ONNX from
 `effdet-deploy quantize`, which needs no calibrator at build time.
 
-The batch/shape rules and the error keeping live in calibration/feeder.py (tested without TensorRT);
-engine building receives a `LegacyCalibration` from its caller and never imports this package.
+The batch/shape/dtype rules and the error keeping live in calibration/feeder.py (tested without TensorRT);
+engine building receives a `LegacyCalibration` from its caller and never imports this package. The
+calibrator classes are made on first use (`calibrator_classes`), after checking the installed TensorRT still
+has their base classes, so this module imports anywhere and TensorRT 11 gets one line, not an AttributeError.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from types import TracebackType
-from typing import Iterable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import tensorrt as trt
 
-from calibration.cache_file import CalibrationCache
-from calibration.feeder import CalibrationFeed
+from calibration.feeder import CalibrationFeed, image_feed
 from runtime import cudart
 from runtime.cuda_memory import PinnedBuffer
+from runtime.errors import DeployError
 from runtime.log import logger
+from runtime.trt_compat import require_tensorrt
+
+if TYPE_CHECKING:
+    import tensorrt as trt
 
 
 class DeviceStaging:
@@ -66,24 +72,43 @@ class _FeedMethods:
         self.feed.write_cache(cache)
 
 
-class EntropyCalibrator(_FeedMethods, trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
-    """TensorRT's default INT8 calibrator (KL-divergence ranges), as NVIDIA's EfficientDet sample used."""
-
-    def __init__(self, feed: CalibrationFeed) -> None:
-        trt.IInt8EntropyCalibrator2.__init__(self)   # pybind trampolines need the base __init__ (stub docstring)
-        self.feed = feed
+# TensorRT's Python base class per --method (python/src/infer/pyInt8.cpp, 8.6-10.x; the file and the
+# IInt8Calibrator family are gone from v11.0's python/src/infer and include/NvInfer.h).
+CALIBRATOR_BASES = {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}
 
 
-class MinMaxCalibrator(_FeedMethods, trt.IInt8MinMaxCalibrator):  # type: ignore[misc]
-    """Max-abs ranges: better where outliers matter (detection heads' box regressions)."""
+def require_calibrator_bases(tensorrt: object, version: str) -> None:
+    """DeployError unless the installed tensorrt module still has the implicit INT8 calibrator classes."""
+    missing = [name for name in CALIBRATOR_BASES.values() if not hasattr(tensorrt, name)]
+    if missing:
+        raise DeployError(f"TensorRT {version} has no {'/'.join(missing)}: implicit INT8 calibration was removed "
+                          "in TensorRT 11.0 (deprecated since 10.1); build an INT8 Q/DQ ONNX (effdet-deploy "
+                          "quantize) instead of --int8 --calib-cache")
 
-    def __init__(self, feed: CalibrationFeed) -> None:
-        trt.IInt8MinMaxCalibrator.__init__(self)   # same trampoline as above (pyInt8.cpp), 8.6-10.x
-        self.feed = feed
 
+@functools.cache
+def calibrator_classes() -> dict[str, Callable[[CalibrationFeed], trt.IInt8Calibrator]]:
+    """{method: calibrator class} on the installed TensorRT, made once; DeployError where it has none."""
+    version = require_tensorrt()
+    import tensorrt as trt
 
-CALIBRATORS: dict[str, type[EntropyCalibrator] | type[MinMaxCalibrator]] = {
-    "entropy": EntropyCalibrator, "minmax": MinMaxCalibrator}
+    require_calibrator_bases(trt, version)
+
+    class EntropyCalibrator(_FeedMethods, trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
+        """TensorRT's default INT8 calibrator (KL-divergence ranges), as NVIDIA's EfficientDet sample used."""
+
+        def __init__(self, feed: CalibrationFeed) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)   # pybind trampolines need the base __init__ (stub docstring)
+            self.feed = feed
+
+    class MinMaxCalibrator(_FeedMethods, trt.IInt8MinMaxCalibrator):  # type: ignore[misc]
+        """Max-abs ranges: better where outliers matter (detection heads' box regressions)."""
+
+        def __init__(self, feed: CalibrationFeed) -> None:
+            trt.IInt8MinMaxCalibrator.__init__(self)   # same trampoline as above (pyInt8.cpp), 8.6-10.x
+            self.feed = feed
+
+    return {"entropy": EntropyCalibrator, "minmax": MinMaxCalibrator}
 
 
 class LegacyCalibration:
@@ -91,7 +116,7 @@ class LegacyCalibration:
 
     def __init__(self, feed: CalibrationFeed, method: str, staging: DeviceStaging) -> None:
         self.feed, self.staging = feed, staging
-        self.calibrator: trt.IInt8Calibrator = CALIBRATORS[method](feed)
+        self.calibrator: trt.IInt8Calibrator = calibrator_classes()[method](feed)
         self.shape: tuple[int, ...] = feed.feeder.shape   # what TensorRT reads per batch
 
     def raise_kept(self) -> None:
@@ -108,22 +133,11 @@ class LegacyCalibration:
         self.close()
 
 
-def legacy_calibration(cache: Path, shape: tuple[int, ...], input_name: str, method: str = "entropy",
-                       batches: Iterable[np.ndarray] | None = None) -> LegacyCalibration:
-    """Replay `cache` (no batches: trtexec --calib), or calibrate on `batches` of exactly `shape` and write it."""
-    staging = DeviceStaging()
-    feed = CalibrationFeed(batches, shape, input_name, staging, CalibrationCache(cache))
-    return LegacyCalibration(feed, method, staging)
-
-
 def calibration_from_images(cache: Path, calib_dir: Path | None, meta: dict[str, str], source: str,
                             shape: tuple[int, ...], input_name: str, count: int, method: str) -> LegacyCalibration:
-    """The cache alone, or `count` images of calib_dir through the runtime's preprocessing, in batches of shape[0]."""
-    if calib_dir is None:
-        return legacy_calibration(cache, shape, input_name, method)
-    from calibration.images import CalibrationImages
-    from runtime.model_info import ModelInfo
-
-    images = CalibrationImages(calib_dir, ModelInfo.from_metadata(meta, source), count, shape[0],
-                               input_name=input_name)
-    return legacy_calibration(cache, shape, input_name, method, images.batches())
+    """The cache alone, or `count` images of calib_dir through the runtime's preprocessing, in batches of
+    shape[0] and the file's input dtype (calibration/feeder.py image_feed)."""
+    calibrator_classes()            # refuse a TensorRT without calibrators before reading images
+    staging = DeviceStaging()
+    feed = image_feed(cache, calib_dir, meta, source, shape, input_name, count, staging)
+    return LegacyCalibration(feed, method, staging)

@@ -69,13 +69,13 @@ def test_empty_or_unreadable_folder(tmp_path):
 
 def test_feeder_batches_and_end():
     batches = [np.ones((2, 3, 4, 4), np.float64), np.zeros((2, 3, 4, 4))]
-    feeder = BatchFeeder(batches, (2, 3, 4, 4))
+    feeder = BatchFeeder(batches, (2, 3, 4, 4), np.float32)
     first = feeder.next_batch()
     assert first.dtype == np.float32 and first.flags.c_contiguous
     assert feeder.next_batch() is not None and feeder.next_batch() is None and feeder.served == 2
     with pytest.raises(DeployError, match=r"shape \(3, 3, 4, 4\), but TensorRT reads \(2, 3, 4, 4\)"):
-        BatchFeeder([np.ones((3, 3, 4, 4))], (2, 3, 4, 4)).next_batch()
-    mixed = BatchFeeder([np.ones((2, 3, 4, 4)), np.ones((2, 3, 5, 5))], (2, 3, 4, 4))
+        BatchFeeder([np.ones((3, 3, 4, 4))], (2, 3, 4, 4), np.float32).next_batch()
+    mixed = BatchFeeder([np.ones((2, 3, 4, 4)), np.ones((2, 3, 5, 5))], (2, 3, 4, 4), np.float32)
     mixed.next_batch()
     with pytest.raises(DeployError, match="shape"):
         mixed.next_batch()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.engine_build import (BuildSettings, calibration_shape, engine_from_onnx, onnx_input, parse_shapes,
-                                 profile_shapes)
+from export.engine_build import (BuildSettings, OnnxInput, build_precision, calibration_shape, engine_from_onnx,
+                                 onnx_input, parse_shapes, profile_shapes)
 from runtime.trt_compat import require_tensorrt
 
 
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if not needs_calibrator(settings, inp.has_qdq):
         print(f"wrote {engine_from_onnx(settings)}")
         return 0
-    require_tensorrt()                                         # one clear line when TensorRT is missing
-    from calibration.legacy import calibration_from_images   # imports tensorrt: only for legacy INT8
+    check_before_calibrating(settings, inp, require_tensorrt())           # TensorRT missing, or 11+: one line, no calibration
+    from calibration.legacy import calibration_from_images   # TensorRT's calibrator classes: legacy INT8 only
 
     shape = calibration_shape(settings, inp.dims, profile_shapes(settings, inp.name, inp.dims, inp.meta))
     assert settings.calib_cache is not None
@@ -94,3 +94,9 @@ def run(args: argparse.Namespace) -> int:
 def needs_calibrator(s: BuildSettings, has_qdq: bool) -> bool:
     """Legacy implicit INT8: --int8 --calib-cache on a file without Q/DQ (with Q/DQ the build refuses them)."""
     return s.int8 and s.calib_cache is not None and not has_qdq
+
+
+def check_before_calibrating(s: BuildSettings, inp: OnnxInput, trt_version: str) -> None:
+    """The build's own precision checks (export/engine_build.py build_precision), run before the calibrator
+    is made and images are read: TensorRT 11 has no --int8 flag nor calibrator classes to make."""
+    build_precision(s, inp.meta.get("precision", "fp32"), trt_version, inp.has_qdq)

@@ -1,0 +1,126 @@
+"""Legacy implicit INT8 (`build --int8 --calib-cache/--calib-dir` on an FP32 file) without TensorRT:
+TensorRT 11 is refused with one line before the calibrator classes are touched (11.0 removed them), and
+the calibration feed serves the bytes of the file's own input type (uint8 files get uint8, not float32)."""
+import sys
+import types
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from calibration.feeder import image_feed
+from effdet_deploy import cli
+from effdet_deploy.commands import build
+from export.engine_build import BuildSettings, calibration_shape, onnx_input, profile_shapes
+from runtime.errors import DeployError
+from runtime.image_io import read_image
+from runtime.letterbox import letterbox
+from runtime.model_info import ModelInfo
+from runtime.preprocess import prepare_batch
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """shapes_d0 at 128 px exported with a float32 and a uint8 input, and three calibration images."""
+    from export.onnx_export import export_onnx
+    from export.settings import ExportSettings
+
+    tmp = tmp_path_factory.mktemp("legacy_int8")
+    out = {dtype: export_onnx(ExportSettings(model="shapes_d0", output=tmp / f"{dtype}.onnx", image_size=(128, 128),
+                                             input_dtype=dtype)) for dtype in ("float32", "uint8")}
+    calib = tmp / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(0)
+    for i, size in enumerate(((90, 120), (128, 100), (60, 60))):
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(calib / f"{i}.png")
+    out["calib"] = calib
+    return out
+
+
+def test_build_refuses_tensorrt_11_before_importing_the_calibrators(files, tmp_path, monkeypatch, capsys):
+    """TensorRT 11.0 has no IInt8*Calibrator: `build --int8 --calib-dir` gave an AttributeError traceback from
+    calibration/legacy.py's import. The build's precision check now runs first (calibration.legacy made
+    unimportable here: reaching its import fails the test)."""
+    monkeypatch.setattr(build, "require_tensorrt", lambda: "11.0.0")
+    monkeypatch.setitem(sys.modules, "calibration.legacy", None)
+    code = cli.main(["build", "--onnx", str(files["float32"]), "--engine", str(tmp_path / "m.engine"), "--int8",
+                     "--calib-cache", str(tmp_path / "m.cache"), "--calib-dir", str(files["calib"])])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "TensorRT 11.0.0" in err and "Traceback" not in err
+    assert not (tmp_path / "m.engine").exists() and not (tmp_path / "m.cache").exists()
+
+
+def test_check_before_calibrating_lets_tensorrt_10_through(files, tmp_path):
+    inp = onnx_input(files["float32"])
+    s = BuildSettings(onnx=files["float32"], engine=tmp_path / "m.engine", int8=True,
+                      calib_cache=tmp_path / "m.cache", calib_dir=files["calib"])
+    build.check_before_calibrating(s, inp, "10.13.0.35")
+    build.check_before_calibrating(s, inp, "8.6.1")
+    for version in ("11.0.0", "11.4.1"):
+        with pytest.raises(DeployError, match=f"TensorRT {version}"):
+            build.check_before_calibrating(s, inp, version)
+        with pytest.raises(DeployError, match=f"TensorRT {version} has no --fp16/--int8 builder flags"):
+            build.check_before_calibrating(BuildSettings(**{**vars(s), "strongly_typed": False}), inp, version)
+
+
+def test_calibrator_classes_are_made_only_where_tensorrt_has_them(tmp_path):
+    """calibration.legacy imports without TensorRT (no class is defined at import time); a tensorrt module
+    lacking the IInt8 calibrators (11.0; the stand-in says only that) is refused with one line."""
+    from calibration import legacy
+
+    with pytest.raises(DeployError, match=r"TensorRT 11\.0\.0 has no IInt8EntropyCalibrator2/IInt8MinMaxCalibrator: "
+                                          r"implicit INT8 calibration was removed in TensorRT 11\.0"):
+        legacy.require_calibrator_bases(types.ModuleType("tensorrt"), "11.0.0")
+    if "tensorrt" not in sys.modules:   # here: the one line naming what to install, before any file is touched
+        with pytest.raises(DeployError, match="this needs TensorRT"):
+            legacy.calibration_from_images(tmp_path / "m.cache", tmp_path, {}, "m.onnx", (1, 3, 8, 8), "images", 1,
+                                           "entropy")
+        assert not list(tmp_path.iterdir())
+
+
+class HostStaging:
+    """Keeps each served batch's bytes, as the device copy would hold them."""
+
+    def __init__(self):
+        self.served = []
+
+    def __call__(self, batch):
+        self.served.append((batch.dtype, batch.shape, batch.tobytes()))
+        return batch.ctypes.data
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_feed_serves_the_files_input_dtype(files, tmp_path, dtype):
+    """Batches in the ONNX input's type and shape, byte for byte what the runtime's prepare_batch gives
+    (TensorRT reads the engine input's type from the address; float32 bytes for a uint8 input were garbage)."""
+    path = files[dtype]
+    inp = onnx_input(path)
+    s = BuildSettings(onnx=path, engine=tmp_path / "m.engine", int8=True, calib_cache=tmp_path / "m.cache")
+    shape = calibration_shape(s, inp.dims, profile_shapes(s, inp.name, inp.dims, inp.meta))
+    stage = HostStaging()
+    feed = image_feed(tmp_path / "m.cache", files["calib"], inp.meta, str(path), shape, inp.name, 3, stage)
+    while feed.get_batch([inp.name]) is not None:
+        pass
+    feed.raise_kept()
+    info = ModelInfo.from_metadata(inp.meta, str(path))
+    assert info.input_dtype == dtype and shape == (1, 3, 128, 128)
+    expected = sorted(prepare_batch([letterbox(read_image(f), info.image_size, info.mean)[0]], info).tobytes()
+                      for f in files["calib"].iterdir())
+    assert [(d, sh) for d, sh, _ in stage.served] == [(np.dtype(dtype), shape)] * 3
+    assert sorted(b for _, _, b in stage.served) == expected
+
+
+def test_feed_refuses_a_batch_of_another_kind(tmp_path):
+    """A float batch for a uint8 input is not converted (its values are not pixels); float64 for float32 is."""
+    from calibration.cache_file import CalibrationCache
+    from calibration.feeder import CalibrationFeed
+
+    stage = HostStaging()
+    feed = CalibrationFeed([np.zeros((1, 3, 4, 4), np.float32)], (1, 3, 4, 4), "images", stage,
+                           CalibrationCache(tmp_path / "c.cache"), "uint8")
+    assert feed.get_batch(["images"]) is None and not stage.served
+    with pytest.raises(DeployError, match="calibration batch 0 is float32, but TensorRT reads the input as uint8"):
+        feed.raise_kept()
+    feed = CalibrationFeed([np.ones((1, 3, 4, 4), np.float64)], (1, 3, 4, 4), "images", stage,
+                           CalibrationCache(tmp_path / "c.cache"), "float32")
+    assert feed.get_batch(["images"]) is not None and stage.served[0][0] == np.float32
