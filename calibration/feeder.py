@@ -62,10 +62,10 @@ class BatchFeeder:
 
 class CalibrationFeed:
     """What a legacy calibrator does, minus TensorRT: serve batches, read/write the cache, keep errors.
-    `dtype`: the engine input's type (float32 unless the file says otherwise: pass it, see image_feed)."""
+    `dtype`: the engine input's type, the type TensorRT reads the served bytes as (see image_feed)."""
 
     def __init__(self, batches: Iterable[np.ndarray] | None, shape: tuple[int, ...], input_name: str,
-                 stage: Stage, cache: CalibrationCache, dtype: npt.DTypeLike = np.float32) -> None:
+                 stage: Stage, cache: CalibrationCache, dtype: npt.DTypeLike) -> None:
         self.feeder = BatchFeeder(batches or [], shape, dtype)
         self.input_name, self.stage, self.cache = input_name, stage, cache
         self.kept: tuple[str, BaseException] | None = None
@@ -122,8 +122,8 @@ def image_feed(cache: Path, calib_dir: Path | None, meta: dict[str, str], source
     """The cache alone (no calib_dir: replay, nothing served), or `count` images of calib_dir through the
     runtime's preprocessing in batches of shape[0], served in the file's input dtype (its metadata's
     input_dtype, the type export gave the ONNX input and prepare_batch produces)."""
-    if calib_dir is None:
-        return CalibrationFeed(None, shape, input_name, stage, CalibrationCache(cache))
     info = ModelInfo.from_metadata(meta, source)
+    if calib_dir is None:
+        return CalibrationFeed(None, shape, input_name, stage, CalibrationCache(cache), info.input_dtype)
     images = CalibrationImages(calib_dir, info, count, shape[0], input_name=input_name)
     return CalibrationFeed(images.batches(), shape, input_name, stage, CalibrationCache(cache), info.input_dtype)

@@ -161,12 +161,14 @@ def build_precision(s: BuildSettings, file_precision: str, trt_version: str,
     if strong and not strong_typing_available(trt_version):
         raise DeployError(f"TensorRT {trt_version} has no strongly typed networks (10.0+); drop --strongly-typed")
     user = [f for f, on in (("FP16", s.fp16), ("INT8", s.int8)) if on]
-    if strong and user:
-        raise DeployError(f"--{'/--'.join(f.lower() for f in user)} are weak-typing flags; this build is strongly "
-                          f"typed (file precision {file_precision}, TensorRT {trt_version}): precision comes from "
-                          "the file (effdet-deploy quantize)")
+    named = "/".join(f"--{f.lower()}" for f in user)
     if user and not has_legacy_precision_flags(trt_version):
-        raise DeployError(f"TensorRT {trt_version} has no --fp16/--int8 builder flags; use an FP16 or INT8 ONNX")
+        raise DeployError(f"TensorRT {trt_version} has no {named} builder flag{'s' * (len(user) > 1)} (removed in 11.0); "
+                          "use an FP16 or INT8 ONNX (effdet-deploy quantize)")
+    if strong and user:
+        raise DeployError(f"{named} {'are weak-typing flags' if len(user) > 1 else 'is a weak-typing flag'}; this "
+                          f"build is strongly typed (file precision {file_precision}, TensorRT {trt_version}): "
+                          "precision comes from the file (effdet-deploy quantize)")
     if s.int8 and has_qdq and (s.calib_cache is not None or s.calib_dir is not None):
         raise DeployError(f"{s.onnx} is already quantized (Q/DQ): TensorRT uses its scales and no calibrator; "
                           "drop --calib-cache/--calib-dir")

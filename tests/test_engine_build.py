@@ -86,7 +86,7 @@ def test_precision_mode(version, precision, qdq, flags, strong, legacy):
 def test_precision_mode_errors(tmp_path):
     with pytest.raises(DeployError, match="strongly typed"):
         build_precision(settings(fp16=True), "fp16", "10.13.0")
-    with pytest.raises(DeployError, match="no --fp16/--int8"):
+    with pytest.raises(DeployError, match="TensorRT 11.0.0 has no --fp16 builder flag .removed in 11.0."):
         build_precision(settings(fp16=True, strongly_typed=False), "fp32", "11.0.0")
     with pytest.raises(DeployError, match="--calib-cache"):
         build_precision(settings(int8=True), "fp32", "8.6.1")
@@ -273,7 +273,7 @@ def _feed(tmp_path, batches, shape=(2, 3, 4, 4), stage=None, cache_bytes=None):
     cache = CalibrationCache(tmp_path / "c.cache")
     if cache_bytes is not None:
         cache.path.write_bytes(cache_bytes)
-    return CalibrationFeed(batches, shape, "images", stage or HostStaging(), cache)
+    return CalibrationFeed(batches, shape, "images", stage or HostStaging(), cache, "float32")
 
 
 def test_calibration_feed_serves_exactly_the_shape_tensorrt_reads(tmp_path):
