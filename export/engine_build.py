@@ -73,6 +73,7 @@ class OnnxInput:
     meta: dict[str, str]           # metadata_props
     has_qdq: bool                  # QuantizeLinear/DequantizeLinear present (onnx-tensorrt imports them as Q/DQ layers)
     plugins: tuple[str, ...] = ()  # TensorRT plugin ops in the graph (EfficientNMS_TRT)
+    dtype: str = "float32"         # the input's element type as numpy names it (uint8 for --input-dtype uint8)
 
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -80,6 +81,8 @@ QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 def onnx_input(path: Path) -> OnnxInput:
     """The first input's name and dims, metadata_props and whether the graph is Q/DQ, without its weights."""
+    from onnx import helper
+
     from export.onnx_io import metadata_of, read_onnx
 
     proto = read_onnx(path, weights=False)
@@ -87,7 +90,8 @@ def onnx_input(path: Path) -> OnnxInput:
     dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in graph_input.type.tensor_type.shape.dim)
     has_qdq = any(node.op_type in QDQ_OPS for node in proto.graph.node)
     plugins = tuple(sorted({node.op_type for node in proto.graph.node if node.op_type.endswith("_TRT")}))
-    return OnnxInput(graph_input.name, dims, metadata_of(proto), has_qdq, plugins)
+    dtype = str(helper.tensor_dtype_to_np_dtype(graph_input.type.tensor_type.elem_type))
+    return OnnxInput(graph_input.name, dims, metadata_of(proto), has_qdq, plugins, dtype)
 
 
 def check_version_compatible(s: BuildSettings, inp: OnnxInput) -> None:

@@ -63,6 +63,21 @@ def test_check_before_calibrating_lets_tensorrt_10_through(files, tmp_path):
             build.check_before_calibrating(BuildSettings(**{**vars(s), "strongly_typed": False}), inp, version)
 
 
+
+def test_check_before_calibrating_refuses_metadata_that_misstates_the_input_type(files, tmp_path):
+    """Batches are served in the metadata's input_dtype; a file whose graph input is another type is refused."""
+    import dataclasses
+
+    inp = onnx_input(files["uint8"])
+    assert inp.dtype == "uint8" and inp.meta["input_dtype"] == "uint8"
+    s = BuildSettings(onnx=files["uint8"], engine=tmp_path / "m.engine", int8=True, calib_cache=tmp_path / "m.cache",
+                      calib_dir=files["calib"])
+    build.check_before_calibrating(s, inp, "10.13.0.35")
+    wrong = dataclasses.replace(inp, meta={**inp.meta, "input_dtype": "float32"})
+    with pytest.raises(DeployError, match="metadata says input_dtype float32, but input 'images' is uint8"):
+        build.check_before_calibrating(s, wrong, "10.13.0.35")
+
+
 def test_calibrator_classes_are_made_only_where_tensorrt_has_them(tmp_path):
     """calibration.legacy imports without TensorRT (no class is defined at import time); a tensorrt module
     lacking the IInt8 calibrators (11.0; the stand-in says only that) is refused with one line."""

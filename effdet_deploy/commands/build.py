@@ -6,6 +6,7 @@ from pathlib import Path
 
 from export.engine_build import (BuildSettings, OnnxInput, build_precision, calibration_shape, engine_from_onnx,
                                  onnx_input, parse_shapes, profile_shapes)
+from runtime.errors import DeployError
 from runtime.trt_compat import require_tensorrt
 
 
@@ -98,5 +99,10 @@ def needs_calibrator(s: BuildSettings, has_qdq: bool) -> bool:
 
 def check_before_calibrating(s: BuildSettings, inp: OnnxInput, trt_version: str) -> None:
     """The build's own precision checks (export/engine_build.py build_precision), run before the calibrator
-    is made and images are read: TensorRT 11 has no --int8 flag nor calibrator classes to make."""
+    is made and images are read: TensorRT 11 has no --int8 flag nor calibrator classes to make. Batches are
+    served in the metadata's input_dtype (calibration/feeder.py image_feed), so it must be the graph's."""
     build_precision(s, inp.meta.get("precision", "fp32"), trt_version, inp.has_qdq)
+    stated = inp.meta.get("input_dtype", "float32")
+    if stated != inp.dtype:
+        raise DeployError(f"{s.onnx}: its metadata says input_dtype {stated}, but input '{inp.name}' is {inp.dtype}; "
+                          "calibration would feed TensorRT the wrong bytes: re-export the file")
