@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Jetson: JetPack's TensorRT is a system package, so the venv must see system site-packages there.
+VENV_FLAGS ?= $(if $(wildcard /etc/nv_tegra_release),--system-site-packages,)
 
 .PHONY: demo test typecheck bench gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[export,int8,tools,test]' 'cuda-python>=12.6.2,<13'

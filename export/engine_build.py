@@ -244,6 +244,29 @@ def _pin_fp32_layers(network: trt.INetworkDefinition) -> int:
     return pinned
 
 
+class PrecisionFlags(Protocol):
+    """The BuilderFlag members build_precision may name: they exist 8.6-10.x and are gone from 11.x's Python
+    BuilderFlag (pyCore.cpp v11.1), so each is read only when asked for, never all up front."""
+    FP16: trt.BuilderFlag
+    INT8: trt.BuilderFlag
+    PREFER_PRECISION_CONSTRAINTS: trt.BuilderFlag
+
+
+def precision_flags(members: PrecisionFlags, names: list[str]) -> list[trt.BuilderFlag]:
+    """BuilderFlag values for build_precision's names, looked up one by one (11.x builds ask for none)."""
+    flags = []
+    for name in names:
+        if name == "FP16":
+            flags.append(members.FP16)
+        elif name == "INT8":
+            flags.append(members.INT8)
+        elif name == PIN_FP32:
+            flags.append(members.PREFER_PRECISION_CONSTRAINTS)
+        else:
+            raise ValueError(f"no builder flag {name!r}")
+    return flags
+
+
 def _configure(builder: trt.Builder, config: trt.IBuilderConfig, s: BuildSettings, flags: list[str]) -> None:
     """Workspace, optimization level, DLA, version compatibility, precision flags (Python API, 8.6-11.x)."""
     import tensorrt as trt
@@ -262,11 +285,8 @@ def _configure(builder: trt.Builder, config: trt.IBuilderConfig, s: BuildSetting
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
     if s.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)   # 8.6+ (trtexec --versionCompatible)
-    # FP16/INT8/PREFER_PRECISION_CONSTRAINTS exist 8.6-10.x (removed in NvInfer.h v11.0); trt_compat decides
-    builder_flags = {"FP16": trt.BuilderFlag.FP16, "INT8": trt.BuilderFlag.INT8,
-                     PIN_FP32: trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS}
-    for flag in flags:
-        config.set_flag(builder_flags[flag])
+    for flag in precision_flags(trt.BuilderFlag, flags):
+        config.set_flag(flag)
 
 
 def _add_profile(builder: trt.Builder, config: trt.IBuilderConfig, name: str,

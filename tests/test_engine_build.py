@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from export.engine_build import (BuildSettings, build_precision, calibration_shape, check_version_compatible,
-                                 onnx_input, parse_shapes, profile_shapes)
+                                 onnx_input, parse_shapes, precision_flags, profile_shapes)
 from runtime.detector import Detector
 from runtime.engine_sidecar import check_engine, read_sidecar, write_sidecar
 from runtime.errors import DeployError
 from runtime.gpu import cuda_device_count
 from runtime.trt_compat import PIN_FP32 as PIN
-from runtime.trt_compat import network_flags, precision_builder_flags, tensorrt_available, wants_strong_typing
+from runtime.trt_compat import (has_legacy_precision_flags, network_flags, precision_builder_flags,
+                                tensorrt_available, wants_strong_typing)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +43,21 @@ def test_profile_shapes_from_flags_or_metadata():
         profile_shapes(settings(min_shapes={"images": (1, 3, 64, 64)}), "images", (-1, 3, 64, 64), meta)
     with pytest.raises(DeployError, match="minShapes"):
         profile_shapes(settings(), "images", (-1, 3, -1, -1), {})
+
+
+def test_precision_flags_read_only_the_members_asked_for():
+    """TensorRT 11's BuilderFlag has no FP16/INT8/PREFER_PRECISION_CONSTRAINTS: a build that asks for none
+    must not touch them (reading all three up front broke every 11.x build)."""
+    class Eleven:                      # 11.1's BuilderFlag lacks all three (pyCore.cpp v11.1)
+        pass
+
+    class Ten:                         # the three members 8.6-10.x have (values: NvInfer.h v10.13.0)
+        FP16, INT8, PREFER_PRECISION_CONSTRAINTS = 0, 1, 10
+
+    assert precision_flags(Eleven, []) == []
+    assert precision_flags(Ten, ["FP16", "INT8", PIN]) == [0, 1, 10]
+    with pytest.raises(AttributeError):
+        precision_flags(Eleven, ["FP16"])
 
 
 def test_profile_shapes_are_checked_before_tensorrt_sees_them():
@@ -342,12 +358,21 @@ def test_calibration_feed_writes_the_cache_atomically(tmp_path):
         feed.raise_kept()
 
 
+def _installed_trt_has_legacy_int8() -> bool:
+    import tensorrt as trt
+
+    return has_legacy_precision_flags(trt.__version__)
+
+
 @pytest.mark.tensorrt
 @needs_trt
 def test_legacy_calibration_serves_every_image_then_replays_the_cache(tmp_path):
     """FP32 file + --int8 --calib-dir: every image is served once in batches of what TensorRT reads, the
     cache is written, and a second build replays it without images."""
     from dataclasses import replace
+
+    if not _installed_trt_has_legacy_int8():
+        pytest.skip("TensorRT 11+ has no implicit INT8 calibration (test_legacy_int8.py checks the refusal)")
 
     from calibration.legacy import calibration_from_images
     from quantize_helpers import shapes_files

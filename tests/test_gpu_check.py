@@ -43,6 +43,34 @@ def test_exit_code_and_report():
     assert gpu_check.exit_code([]) == 3                       # nothing checked is not a pass
     tiers = Row("pytest -m 'cuda or tensorrt'", "PASS", ["12 passed"])
     text = gpu_check.report_markdown({"TensorRT": "10.13.0.35", "GPU": "H100 (sm 9.0)"}, [passing, failing], tiers)
-    assert "- TensorRT: 10.13.0.35" in text and "| fp32-pluginnms-static | PASS | 1 | - |" in text
+    assert "- TensorRT: 10.13.0.35" in text and "| fp32-pluginnms-static | PASS | - | 1 | - |" in text
     assert "| 1.234 |" in text and "- fp16-pluginnms-dynamic: FAIL: max box error (px) 3.1 > 0.5" in text
     assert text.rstrip().endswith("Overall: FAIL")
+
+
+def test_report_before_the_tiers_is_incomplete():
+    """Written after each engine: a run that dies later leaves a report that says it is not the whole check."""
+    built = gpu_check.Row("fp16-onnxnms-static", "PASS", [], {"F1": 1.0}, "strongly typed")
+    text = gpu_check.report_markdown({"TensorRT": "11.1.0"}, [built], None)
+    assert "| fp16-onnxnms-static | PASS | strongly typed | 1 |" in text
+    assert "not run yet (1 of 12 engines checked)" in text and text.rstrip().endswith("Overall: INCOMPLETE")
+
+
+@pytest.mark.parametrize("code, stdout, verdict", [
+    (0, "....\n4 passed in 3.1s", "PASS"),
+    (0, "SKIPPED [1] tests/test_x.py:3: needs ModelOpt\n3 skipped in 0.2s", "INCONCLUSIVE"),   # ran nothing
+    (5, "no tests ran in 0.1s", "INCONCLUSIVE"),
+    (1, "F.\n1 failed, 1 passed in 2s", "FAIL"),
+])
+def test_test_tiers_pass_only_when_something_passed(code, stdout, verdict):
+    row = gpu_check.tiers_row("tiers", code, stdout)
+    assert row.verdict == verdict
+    if code == 0 and verdict == "INCONCLUSIVE":
+        assert "needs ModelOpt" in row.reasons[1]
+
+
+def test_a_file_that_could_not_be_made_is_that_engine_s_fail():
+    case = gpu_check.CASES[0]
+    row = gpu_check.check_engine(case, "making the ONNX file failed: OSError: disk full", [], 1)
+    assert row.verdict == "FAIL" and row.reasons == ["making the ONNX file failed: OSError: disk full"]
+    assert gpu_check._made(lambda: (_ for _ in ()).throw(OSError("disk full"))).endswith("OSError: disk full")

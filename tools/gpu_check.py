@@ -4,7 +4,7 @@ Builds the 12 engines FP32 / FP16 / INT8 x plugin / ONNX NMS x static / dynamic 
 through `Detector`, compares it with the same ONNX file on ONNX Runtime (compare's numbers and limits:
 runtime/parity.py), times it (runtime/benchmark.py), runs the `cuda` and `tensorrt` pytest tiers, and writes
 gpu-check/report.md with the TensorRT, CUDA, driver and GPU versions and PASS / FAIL / INCONCLUSIVE per engine.
-Without TensorRT, cuda-python or a GPU: one line saying what is missing, exit 2. Exit 1 on any FAIL, 3 on any
+Without TensorRT, cuda-python, a GPU or ModelOpt: one line saying what is missing, exit 2. Exit 1 on any FAIL, 3 on any
 INCONCLUSIVE (and no FAIL), 0 when everything passed.
 
     python tools/gpu_check.py [--output gpu-check] [--images 16] [--iterations 50]
@@ -12,11 +12,14 @@ INCONCLUSIVE (and no FAIL), 0 when everything passed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import re
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,6 +53,7 @@ class Row:
     verdict: str                                  # PASS / FAIL / INCONCLUSIVE
     reasons: list[str] = field(default_factory=list)
     numbers: dict[str, float] = field(default_factory=dict)
+    built: str = "-"                              # how TensorRT built it (sidecar: strong typing, builder flags)
 
 
 def missing() -> str | None:
@@ -68,6 +72,8 @@ def missing() -> str | None:
         lacking.append(str(e))
     if cuda_device_count() == 0:
         lacking.append("no NVIDIA GPU visible to the driver (libcuda)")
+    if importlib.util.find_spec("modelopt") is None:
+        lacking.append("the FP16/INT8 files need NVIDIA ModelOpt: pip install 'efficientdet-deploy[int8]'")
     return "; ".join(lacking) or None
 
 
@@ -78,19 +84,27 @@ def environment() -> dict[str, str]:
     from runtime import cudart
     from runtime.trt_compat import cuda_text
 
+    import onnxruntime
+
+    from runtime.gpu import driver_release
+
     name, cc = cudart.device_properties(0)
-    try:
-        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        driver = "unknown (nvidia-smi not available)"
+    driver = driver_release()               # the kernel module's /proc file; none on Jetson: ask nvidia-smi
+    if driver == "unknown":
+        try:
+            driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                    capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            driver = "unknown (no /proc/driver/nvidia/version, no nvidia-smi)"
     return {"TensorRT": trt.__version__, "CUDA runtime (cuda-python)": cuda_text(cudart.runtime_version()),
             "CUDA supported by the driver": cuda_text(cudart.driver_version()), "NVIDIA driver": driver,
-            "GPU": f"{name} (sm {cc})", "Python": sys.version.split()[0]}
+            "GPU": f"{name} (sm {cc})", "ONNX Runtime (the reference)": f"{onnxruntime.__version__} CPU",
+            "Python": sys.version.split()[0]}
 
 
-def make_onnx(out: Path, calib_images: int) -> dict[Case, Path]:
-    """The 12 ONNX files: shapes_d0 exported per NMS kind and batch mode, then FP16 and INT8 (Q/DQ) of each."""
+def make_onnx(out: Path, calib_images: int) -> dict[Case, Path | str]:
+    """The 12 ONNX files: shapes_d0 exported per NMS kind and batch mode, then FP16 and INT8 (Q/DQ) of each.
+    A file that fails is its error text instead of a path: its engine is a FAIL row, the others still run."""
     from calibration.artifacts import QuantizeSettings, quantize_onnx
     from effdet.synthetic import write_dataset
     from export.onnx_export import export_onnx
@@ -99,49 +113,92 @@ def make_onnx(out: Path, calib_images: int) -> dict[Case, Path]:
     calib = out / "calibration-images"
     if not calib.is_dir():
         write_dataset(calib, calib_images, 2, progress=False)
-    files: dict[Case, Path] = {}
+    files: dict[Case, Path | str] = {}
     for nms in NMS_KINDS:
         for mode, dynamic in BATCH_MODES.items():
             stem = out / f"shapes_d0.{nms}.{mode}"
-            fp32 = export_onnx(ExportSettings(model="shapes_d0", output=Path(f"{stem}.fp32.onnx"), nms=nms,
-                                              dynamic_batch=dynamic, score_threshold=0.05))
+            fp32 = _made(lambda: export_onnx(ExportSettings(model="shapes_d0", output=Path(f"{stem}.fp32.onnx"),
+                                                            nms=nms, dynamic_batch=dynamic, score_threshold=0.05)))
             files[Case("fp32", nms, mode)] = fp32
-            files[Case("fp16", nms, mode)] = quantize_onnx(QuantizeSettings(fp32, Path(f"{stem}.fp16.onnx")))
-            files[Case("int8", nms, mode)] = quantize_onnx(QuantizeSettings(
-                fp32, Path(f"{stem}.int8.onnx"), precision="int8", calib_dir=calib, calib_images=calib_images))
+            if isinstance(fp32, str):                    # no FP32 file: its FP16 and INT8 fail with its reason
+                files[Case("fp16", nms, mode)] = files[Case("int8", nms, mode)] = fp32
+                continue
+            source = fp32
+            files[Case("fp16", nms, mode)] = _made(
+                lambda: quantize_onnx(QuantizeSettings(source, Path(f"{stem}.fp16.onnx"))))
+            files[Case("int8", nms, mode)] = _made(lambda: quantize_onnx(QuantizeSettings(
+                source, Path(f"{stem}.int8.onnx"), precision="int8", calib_dir=calib, calib_images=calib_images)))
     return files
 
 
-def check_engine(case: Case, onnx: Path, images: list, iterations: int) -> Row:
-    """Build, compare with ONNX Runtime on the same file, time; any error is a FAIL with its message."""
+def _made(make: Callable[[], Path]) -> Path | str:
+    """The file `make` writes, or why it could not be made (reported in that engine's row)."""
+    try:
+        return make()
+    except Exception as e:    # one file's failure must not cost the other engines their check
+        return f"making the ONNX file failed: {type(e).__name__}: {e}"
+
+
+def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) -> Row:
+    """Build, compare with ONNX Runtime on the same file, time; any error is a FAIL with its message (a timing
+    failure keeps the comparison's numbers)."""
     from effdet_deploy.benchmarking import bench_model
     from export.engine_build import BuildSettings, engine_from_onnx
     from runtime.detector import Detector
+    from runtime.engine_sidecar import read_sidecar
     from runtime.parity import compare_detections
 
+    if isinstance(onnx, str):
+        return Row(case.name, "FAIL", [onnx])
     try:
         t0 = time.perf_counter()
         engine = engine_from_onnx(BuildSettings(onnx=onnx, engine=onnx.with_suffix(".engine")))
         build_s = time.perf_counter() - t0
+        side = read_sidecar(engine)
+        built = "strongly typed" if side.get("strongly_typed") else "weakly typed " + (
+            "+".join(side.get("builder_flags") or []) or "FP32")
         with Detector(onnx) as ort, Detector(engine) as trt:
             parity = compare_detections(case.name, case.precision, ort.detect(images), trt.detect(images))
-        batch = 4 if case.batch_mode == "dynamic" else 1
-        bench, _ = bench_model(str(engine), batch, warmup=10, iterations=iterations)
     except Exception as e:    # report it and go on with the other engines
         return Row(case.name, "FAIL", [f"{type(e).__name__}: {e}"])
-    return Row(case.name, parity.verdict, parity.reasons(), {
+    row = Row(case.name, parity.verdict, parity.reasons(), {
         "F1": parity.agreement.f1, "max box error px": parity.boxes.max_abs,
-        "max score error": parity.scores.max_abs, "build s": build_s, "batch": float(batch),
-        "median ms": bench.total.median, "p99 ms": bench.total.p99, "images/s": bench.throughput})
+        "max score error": parity.scores.max_abs, "build s": build_s}, built)
+    batch = 4 if case.batch_mode == "dynamic" else 1
+    try:
+        bench, _ = bench_model(str(engine), batch, warmup=10, iterations=iterations)
+    except Exception as e:
+        return Row(row.name, "FAIL", row.reasons + [f"timing failed: {type(e).__name__}: {e}"], row.numbers, built)
+    row.numbers.update({"batch": float(batch), "median ms": bench.total.median, "p99 ms": bench.total.p99,
+                        "images/s": bench.throughput})
+    return row
+
+
+TIERS_TIMEOUT_S = 3600
 
 
 def run_tiers() -> Row:
-    """The `cuda` and `tensorrt` pytest tiers; nothing collected is INCONCLUSIVE, not a pass."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", TIERS], cwd=ROOT, capture_output=True,
-                          text=True)
-    last = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
-    verdict = {0: "PASS", 5: "INCONCLUSIVE"}.get(proc.returncode, "FAIL")
-    return Row(f"pytest -m '{TIERS}'", verdict, [last])
+    """The `cuda` and `tensorrt` pytest tiers; nothing collected, or nothing passed (all skipped), is
+    INCONCLUSIVE with pytest's skip reasons, not a pass; a hang past TIERS_TIMEOUT_S is a FAIL."""
+    name = f"pytest -m '{TIERS}'"
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-m", TIERS], cwd=ROOT,
+                              capture_output=True, text=True, timeout=TIERS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return Row(name, "FAIL", [f"did not finish in {TIERS_TIMEOUT_S} s"])
+    return tiers_row(name, proc.returncode, proc.stdout)
+
+
+def tiers_row(name: str, returncode: int, stdout: str) -> Row:
+    """pytest's exit code and summary -> a Row: PASS needs exit 0 and at least one test passed."""
+    lines = stdout.strip().splitlines() or ["(no output)"]
+    passed = sum(int(n) for n in re.findall(r"(\d+) passed", lines[-1]))
+    if returncode not in (0, 5):
+        return Row(name, "FAIL", [lines[-1]])
+    if returncode == 0 and passed:
+        return Row(name, "PASS", [lines[-1]])
+    skips = [line.split("] ", 1)[-1] for line in lines if line.startswith("SKIPPED")][:5]
+    return Row(name, "INCONCLUSIVE", [f"no test passed: {lines[-1]}", *skips])
 
 
 def exit_code(rows: list[Row]) -> int:
@@ -155,20 +212,24 @@ def exit_code(rows: list[Row]) -> int:
 NUMBER_COLUMNS = ("F1", "max box error px", "max score error", "batch", "median ms", "p99 ms", "images/s", "build s")
 
 
-def report_markdown(env: dict[str, str], rows: list[Row], tiers: Row) -> str:
-    """gpu-check/report.md: versions, one table row per engine, the test tiers, and why each non-PASS is so."""
+def report_markdown(env: dict[str, str], rows: list[Row], tiers: Row | None) -> str:
+    """gpu-check/report.md: versions, one table row per engine (how it was built, its numbers), the test tiers,
+    and why each non-PASS is so. Written after every engine: until the tiers ran, Overall is INCOMPLETE."""
     lines = ["# effdet-deploy gpu-check", "", *[f"- {k}: {v}" for k, v in env.items()], "",
-             "Reference: the same ONNX file on ONNX Runtime; limits per precision from runtime/parity.py.", "",
-             "| engine | verdict | " + " | ".join(NUMBER_COLUMNS) + " |",
-             "|---|---|" + "---|" * len(NUMBER_COLUMNS)]
+             "Reference: the same ONNX file on ONNX Runtime; limits per precision from runtime/parity.py. "
+             "median/p99 ms: a whole detect() call (preprocessing, engine, post-processing).", "",
+             "| engine | verdict | built | " + " | ".join(NUMBER_COLUMNS) + " |",
+             "|---|---|---|" + "---|" * len(NUMBER_COLUMNS)]
     for r in rows:
         cells = [f"{r.numbers[c]:.4g}" if c in r.numbers else "-" for c in NUMBER_COLUMNS]
-        lines.append(f"| {r.name} | {r.verdict} | " + " | ".join(cells) + " |")
-    lines += ["", f"Test tiers ({tiers.name}): {tiers.verdict}: {'; '.join(tiers.reasons)}", ""]
-    for r in rows + [tiers]:
+        lines.append(f"| {r.name} | {r.verdict} | {r.built} | " + " | ".join(cells) + " |")
+    done = rows + ([tiers] if tiers else [])
+    lines += ["", f"Test tiers ({tiers.name}): {tiers.verdict}: {'; '.join(tiers.reasons)}" if tiers
+              else f"Test tiers: not run yet ({len(rows)} of {len(CASES)} engines checked)", ""]
+    for r in done:
         if r.verdict != "PASS":
             lines.append(f"- {r.name}: {r.verdict}: {'; '.join(r.reasons) or 'no reason recorded'}")
-    overall = {0: "PASS", 1: "FAIL", 3: "INCONCLUSIVE"}[exit_code(rows + [tiers])]
+    overall = {0: "PASS", 1: "FAIL", 3: "INCONCLUSIVE"}[exit_code(done)] if tiers else "INCOMPLETE"
     return "\n".join(lines + ["", f"Overall: {overall}", ""])
 
 
@@ -187,17 +248,20 @@ def main(argv: list[str] | None = None) -> int:
     from runtime.atomic import write_atomic
 
     args.output.mkdir(parents=True, exist_ok=True)
+    report = args.output / "report.md"
+    report.unlink(missing_ok=True)          # an earlier run's report must not pass for this one's
     env = environment()
     print(f"gpu-check on {env['GPU']}, TensorRT {env['TensorRT']}: exporting the 12 ONNX files ...")
     files = make_onnx(args.output, args.calib_images)
     images = [render(11, i).image for i in range(args.images)]
-    rows = []
+    rows: list[Row] = []
     for case in CASES:
         rows.append(check_engine(case, files[case], images, args.iterations))
         print(f"  {case.name}: {rows[-1].verdict}")
+        write_atomic(report, report_markdown(env, rows, None))     # what is known so far, if a later step dies
     tiers = run_tiers()
-    write_atomic(args.output / "report.md", report_markdown(env, rows, tiers))
-    print(f"wrote {args.output / 'report.md'}")
+    write_atomic(report, report_markdown(env, rows, tiers))
+    print(f"wrote {report}")
     return exit_code(rows + [tiers])
 
 
