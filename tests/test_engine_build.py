@@ -60,6 +60,26 @@ def test_precision_flags_read_only_the_members_asked_for():
         precision_flags(Eleven, ["FP16"])
 
 
+# TensorRT 11.1's Python BuilderFlag members (python/src/infer/pyCore.cpp v11.1): FP16, INT8, BF16, FP8, INT4,
+# FP4, OBEY/PREFER_PRECISION_CONSTRAINTS and REJECT_EMPTY_ALGORITHMS are gone.
+BUILDER_FLAGS_11 = {"DEBUG", "GPU_FALLBACK", "REFIT", "DISABLE_TIMING_CACHE", "EDITABLE_TIMING_CACHE", "TF32",
+                    "SPARSE_WEIGHTS", "SAFETY_SCOPE", "DIRECT_IO", "VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME",
+                    "ERROR_ON_TIMING_CACHE_MISS", "DISABLE_COMPILATION_CACHE", "STRIP_PLAN", "REFIT_IDENTICAL",
+                    "WEIGHT_STREAMING", "REFIT_INDIVIDUAL", "STRICT_NANS", "MONITOR_MEMORY",
+                    "DISTRIBUTIVE_INDEPENDENCE"}
+
+
+def test_builder_flags_read_directly_exist_on_tensorrt_11():
+    """The type check runs against 10.13 stubs, so it cannot see 11.x removals: every `trt.BuilderFlag.X` read
+    outside precision_flags (whose members are looked up only when a pre-11 build asks) must exist in 11.1."""
+    import re
+
+    for module in ("export/engine_build.py", "runtime/backends/tensorrt_backend.py", "calibration/legacy.py",
+                   "tools/gpu_check.py"):
+        direct = set(re.findall(r"trt\.BuilderFlag\.([A-Z0-9_]+)", (ROOT / module).read_text()))
+        assert direct <= BUILDER_FLAGS_11, (module, direct - BUILDER_FLAGS_11)
+
+
 def test_profile_shapes_are_checked_before_tensorrt_sees_them():
     """set_shape raises a bare RuntimeError on these (pyCore.cpp); flags for a static input were ignored."""
     dims = (-1, 3, 64, 64)
