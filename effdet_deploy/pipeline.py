@@ -143,7 +143,8 @@ def build_engines(run: Run) -> None:
         run.notes.append("TensorRT engines not built: TensorRT or an NVIDIA GPU is not available on this machine "
                          "(build them with `effdet-deploy build --onnx FILE` where TensorRT is installed)")
         return
-    from export.engine_build import BuildSettings, engine_from_onnx
+    from export.build_plan import BuildSettings
+    from export.engine_build import engine_from_onnx
 
     for label in [k for k in ("fp32", "fp16", "int8") if k in run.artifacts]:
         onnx = run.artifacts[label]

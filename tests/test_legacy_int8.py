@@ -11,7 +11,7 @@ from PIL import Image
 from calibration.feeder import image_feed
 from effdet_deploy import cli
 from effdet_deploy.commands import build
-from export.engine_build import BuildSettings, calibration_shape, onnx_input, profile_shapes
+from export.build_plan import BuildSettings, calibration_shape, onnx_input, profile_shapes
 from runtime.errors import DeployError
 from runtime.image_io import read_image
 from runtime.letterbox import letterbox

@@ -143,7 +143,8 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
     """Build, compare with ONNX Runtime on the same file, time; any error is a FAIL with its message (a timing
     failure keeps the comparison's numbers)."""
     from effdet_deploy.benchmarking import bench_model
-    from export.engine_build import BuildSettings, engine_from_onnx
+    from export.build_plan import BuildSettings
+    from export.engine_build import engine_from_onnx
     from runtime.detector import Detector
     from runtime.engine_sidecar import read_sidecar
     from runtime.parity import compare_detections

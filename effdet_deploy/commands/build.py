@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.engine_build import (BuildSettings, OnnxInput, build_precision, calibration_shape, engine_from_onnx,
-                                 onnx_input, parse_shapes, profile_shapes)
+from export.build_plan import (BuildSettings, OnnxInput, build_precision, calibration_shape, onnx_input,
+                               parse_shapes, profile_shapes)
+from export.engine_build import engine_from_onnx
 from runtime.errors import DeployError
 from runtime.trt_compat import require_tensorrt
 
