@@ -27,9 +27,12 @@ def test_without_tensorrt_or_gpu_one_line_exit_2(tmp_path):
     assert not (tmp_path / "g").exists()
 
 
-def test_matrix_is_12_engines():
-    names = [c.name for c in gpu_check.CASES]
+def test_matrix_is_12_engines_and_2_more_on_dla():
+    names = [c.name for c in gpu_check.all_cases(0)]
     assert len(set(names)) == 12 and "int8-onnxnms-dynamic" in names and "fp32-pluginnms-static" in names
+    jetson = gpu_check.all_cases(2)
+    assert [c.name for c in jetson[12:]] == ["fp16-pluginnms-static-dla0", "int8-pluginnms-static-dla0"]
+    assert all(c.onnx_case in gpu_check.CASES for c in jetson)       # DLA engines reuse the GPU cases' files
 
 
 def test_exit_code_and_report():
@@ -53,7 +56,8 @@ def test_report_before_the_tiers_is_incomplete():
     built = gpu_check.Row("fp16-onnxnms-static", "PASS", [], {"F1": 1.0}, "strongly typed")
     text = gpu_check.report_markdown({"TensorRT": "11.1.0"}, [built], None)
     assert "| fp16-onnxnms-static | PASS | strongly typed | 1 |" in text
-    assert "not run yet (1 of 12 engines checked)" in text and text.rstrip().endswith("Overall: INCOMPLETE")
+    assert "not run yet (1 of 12 engines checked)" in text
+    assert "(1 of 14 engines checked)" in gpu_check.report_markdown({}, [built], None, 14) and text.rstrip().endswith("Overall: INCOMPLETE")
 
 
 @pytest.mark.parametrize("code, stdout, verdict", [

@@ -37,13 +37,27 @@ class Case:
     precision: str
     nms: str
     batch_mode: str
+    dla_core: int | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.precision}-{'plugin' if self.nms == 'efficient' else 'onnx'}nms-{self.batch_mode}"
+        dla = "" if self.dla_core is None else f"-dla{self.dla_core}"
+        return f"{self.precision}-{'plugin' if self.nms == 'efficient' else 'onnx'}nms-{self.batch_mode}{dla}"
+
+    @property
+    def onnx_case(self) -> Case:
+        """The case whose ONNX file this engine is built from (DLA engines reuse the GPU cases' files)."""
+        return Case(self.precision, self.nms, self.batch_mode)
 
 
 CASES = [Case(p, n, b) for p in PRECISIONS for n in NMS_KINDS for b in BATCH_MODES]
+# On a device with DLA cores (Jetson Orin): the FP16 and INT8 files once more on DLA core 0 (GPU fallback for
+# what DLA cannot run), so `build --dla-core`'s settings are checked where they matter.
+DLA_CASES = [Case(p, "efficient", "static", 0) for p in ("fp16", "int8")]
+
+
+def all_cases(dla_cores: int) -> list[Case]:
+    return CASES + (DLA_CASES if dla_cores > 0 else [])
 
 
 @dataclass
@@ -102,6 +116,18 @@ def environment() -> dict[str, str]:
             "Python": sys.version.split()[0]}
 
 
+def dla_cores() -> int:
+    """DLA cores TensorRT's builder sees here (IBuilder.num_DLA_cores, 8.6-11.x; 0 on data-center GPUs)."""
+    import tensorrt as trt
+
+    from runtime.trt_messages import TrtMessages
+
+    try:
+        return int(trt.Builder(TrtMessages().trt_logger()).num_DLA_cores)
+    except TypeError:        # no builder (createInferBuilder returned null): each engine's build says why
+        return 0
+
+
 def make_onnx(out: Path, calib_images: int) -> dict[Case, Path | str]:
     """The 12 ONNX files: shapes_d0 exported per NMS kind and batch mode, then FP16 and INT8 (Q/DQ) of each.
     A file that fails is its error text instead of a path: its engine is a FAIL row, the others still run."""
@@ -153,7 +179,8 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
         return Row(case.name, "FAIL", [onnx])
     try:
         t0 = time.perf_counter()
-        engine = engine_from_onnx(BuildSettings(onnx=onnx, engine=onnx.with_suffix(".engine")))
+        suffix = ".engine" if case.dla_core is None else f".dla{case.dla_core}.engine"
+        engine = engine_from_onnx(BuildSettings(onnx=onnx, engine=onnx.with_suffix(suffix), dla_core=case.dla_core))
         build_s = time.perf_counter() - t0
         side = read_sidecar(engine)
         built = "strongly typed" if side.get("strongly_typed") else "weakly typed " + (
@@ -172,6 +199,8 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
         return Row(row.name, "FAIL", row.reasons + [f"timing failed: {type(e).__name__}: {e}"], row.numbers, built)
     row.numbers.update({"batch": float(batch), "median ms": bench.total.median, "p99 ms": bench.total.p99,
                         "images/s": bench.throughput})
+    if "gpu_compute" in bench.phases:          # the engine alone (CUDA events around enqueueV3)
+        row.numbers["GPU compute ms"] = bench.phases["gpu_compute"].median
     return row
 
 
@@ -210,15 +239,17 @@ def exit_code(rows: list[Row]) -> int:
     return 3 if not rows or "INCONCLUSIVE" in verdicts else 0
 
 
-NUMBER_COLUMNS = ("F1", "max box error px", "max score error", "batch", "median ms", "p99 ms", "images/s", "build s")
+NUMBER_COLUMNS = ("F1", "max box error px", "max score error", "batch", "median ms", "p99 ms", "GPU compute ms",
+                  "images/s", "build s")
 
 
-def report_markdown(env: dict[str, str], rows: list[Row], tiers: Row | None) -> str:
+def report_markdown(env: dict[str, str], rows: list[Row], tiers: Row | None, planned: int = len(CASES)) -> str:
     """gpu-check/report.md: versions, one table row per engine (how it was built, its numbers), the test tiers,
     and why each non-PASS is so. Written after every engine: until the tiers ran, Overall is INCOMPLETE."""
     lines = ["# effdet-deploy gpu-check", "", *[f"- {k}: {v}" for k, v in env.items()], "",
              "Reference: the same ONNX file on ONNX Runtime; limits per precision from runtime/parity.py. "
-             "median/p99 ms: a whole detect() call (preprocessing, engine, post-processing).", "",
+             "median/p99 ms: a whole detect() call (preprocessing, engine, post-processing); GPU compute ms: "
+             "the engine alone (CUDA events).", "",
              "| engine | verdict | built | " + " | ".join(NUMBER_COLUMNS) + " |",
              "|---|---|---|" + "---|" * len(NUMBER_COLUMNS)]
     for r in rows:
@@ -226,7 +257,7 @@ def report_markdown(env: dict[str, str], rows: list[Row], tiers: Row | None) -> 
         lines.append(f"| {r.name} | {r.verdict} | {r.built} | " + " | ".join(cells) + " |")
     done = rows + ([tiers] if tiers else [])
     lines += ["", f"Test tiers ({tiers.name}): {tiers.verdict}: {'; '.join(tiers.reasons)}" if tiers
-              else f"Test tiers: not run yet ({len(rows)} of {len(CASES)} engines checked)", ""]
+              else f"Test tiers: not run yet ({len(rows)} of {planned} engines checked)", ""]
     for r in done:
         if r.verdict != "PASS":
             lines.append(f"- {r.name}: {r.verdict}: {'; '.join(r.reasons) or 'no reason recorded'}")
@@ -252,16 +283,19 @@ def main(argv: list[str] | None = None) -> int:
     report = args.output / "report.md"
     report.unlink(missing_ok=True)          # an earlier run's report must not pass for this one's
     env = environment()
+    cores = dla_cores()
+    cases = all_cases(cores)
+    env["DLA cores"] = str(cores)
     print(f"gpu-check on {env['GPU']}, TensorRT {env['TensorRT']}: exporting the 12 ONNX files ...")
     files = make_onnx(args.output, args.calib_images)
     images = [render(11, i).image for i in range(args.images)]
     rows: list[Row] = []
-    for case in CASES:
-        rows.append(check_engine(case, files[case], images, args.iterations))
+    for case in cases:
+        rows.append(check_engine(case, files[case.onnx_case], images, args.iterations))
         print(f"  {case.name}: {rows[-1].verdict}")
-        write_atomic(report, report_markdown(env, rows, None))     # what is known so far, if a later step dies
+        write_atomic(report, report_markdown(env, rows, None, len(cases)))   # what is known, if a later step dies
     tiers = run_tiers()
-    write_atomic(report, report_markdown(env, rows, tiers))
+    write_atomic(report, report_markdown(env, rows, tiers, len(cases)))
     print(f"wrote {report}")
     return exit_code(rows + [tiers])
 
