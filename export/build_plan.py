@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime.errors import DeployError
 from runtime.model_info import DYNAMIC_BATCH, batch_profile
 from runtime.trt_compat import (PIN_FP32, has_legacy_precision_flags, precision_builder_flags,
                                 strong_typing_available, wants_strong_typing)
+
+if TYPE_CHECKING:
+    import onnx
 
 Shapes = dict[str, tuple[int, ...]]
 Profile = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]   # (min, opt, max)
@@ -62,6 +66,25 @@ class OnnxInput:
     has_qdq: bool                  # QuantizeLinear/DequantizeLinear present (onnx-tensorrt imports them as Q/DQ layers)
     plugins: tuple[str, ...] = ()  # TensorRT plugin ops in the graph (EfficientNMS_TRT)
     dtype: str = "float32"         # the input's element type as numpy names it (uint8 for --input-dtype uint8)
+    fp32_nodes: int = 0            # nodes the file computes in FP32 (fp32_node_count): what weak typing pins
+
+
+# Ops whose output type is their own rule, not a computation precision: never pinned (engine_build).
+OWN_TYPE_OPS = frozenset({"Cast", "QuantizeLinear", "DequantizeLinear", "Constant", "Shape", "Identity"})
+
+
+def fp32_node_count(proto: onnx.ModelProto) -> int:
+    """How many nodes compute in FP32 by the file's own types (ONNX type inference; every output float32,
+    OWN_TYPE_OPS aside): FP32_OPS islands, the heads' reshapes and the tail of an FP16/INT8 file."""
+    from onnx import TensorProto, shape_inference
+
+    try:
+        graph = shape_inference.infer_shapes(proto).graph
+    except Exception:             # a graph ONNX cannot type (foreign ops): nothing counted, nothing pinned
+        return 0
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.output, *graph.input]}
+    return sum(1 for node in graph.node if node.op_type not in OWN_TYPE_OPS and node.output
+               and all(types.get(o) == TensorProto.FLOAT for o in node.output))
 
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -80,7 +103,7 @@ def onnx_input(path: Path) -> OnnxInput:
     plugins = tuple(sorted({node.op_type for node in proto.graph.node if node.op_type.endswith("_TRT")}))
     elem = graph_input.type.tensor_type.elem_type
     dtype = str(helper.tensor_dtype_to_np_dtype(elem)) if elem else "undefined"
-    return OnnxInput(graph_input.name, dims, metadata_of(proto), has_qdq, plugins, dtype)
+    return OnnxInput(graph_input.name, dims, metadata_of(proto), has_qdq, plugins, dtype, fp32_node_count(proto))
 
 
 def check_version_compatible(s: BuildSettings, inp: OnnxInput) -> None:

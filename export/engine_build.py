@@ -45,26 +45,36 @@ def _parse(network: trt.INetworkDefinition, trt_logger: trt.ILogger, s: BuildSet
         raise DeployError(f"{s.onnx}: TensorRT's ONNX parser failed: " + "; ".join(lines))
 
 
-def _pin_fp32_layers(network: trt.INetworkDefinition) -> int:
+def _pin_fp32_layers(network: trt.INetworkDefinition, fp32_nodes: int) -> None:
     """Weakly typed build of an FP16/INT8 file: kFP16 lets TensorRT run any layer in FP16, so every layer whose
     outputs the file types FP32 (FP32_OPS such as the squeeze-excite ReduceMean, the heads' reshapes, the tail)
     is asked to stay FP32, as a strongly typed build would keep it (Polygraphy --layer-precisions; honoured under
     kPREFER_PRECISION_CONSTRAINTS). Casts, Q/DQ, constants and shape layers keep their own typing rules.
     ILayer.precision / ITensor.dtype / LayerType: pyGraph.cpp v8.6.1-v10.13.0 (setPrecision deprecated 10.12,
-    where these files build strongly typed instead). Returns how many layers were pinned."""
+    where these files build strongly typed instead). Guard: the layers TensorRT types FP32 must be about as
+    many as the file's FP32 nodes (one node may import as a few layers); far more means this TensorRT's
+    network types do not follow the file's FP16 typing, and pinning them would run the FP16 network in FP32,
+    so nothing is pinned and the log says why."""
     import tensorrt as trt
 
     own_rules = {trt.LayerType.CONSTANT, trt.LayerType.SHAPE, trt.LayerType.CAST, trt.LayerType.IDENTITY,
                  trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE}
-    pinned = 0
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
-        if layer.type in own_rules or not outputs or any(t.dtype != trt.float32 for t in outputs):
-            continue
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    fp32 = [layer for layer in layers if layer.type not in own_rules and layer.num_outputs
+            and all(layer.get_output(j).dtype == trt.float32 for j in range(layer.num_outputs))]
+    if not pins_plausibly(len(fp32), fp32_nodes):
+        logger.warning(f"weakly typed: TensorRT types {len(fp32)} of {len(layers)} layers FP32 for a file with "
+                       f"{fp32_nodes} FP32 nodes; its types do not follow the file, so no layer is pinned")
+        return
+    for layer in fp32:
         layer.precision = trt.float32
-        pinned += 1
-    return pinned
+    logger.info(f"weakly typed: {len(fp32)} layers the file computes in FP32 stay FP32 ({fp32_nodes} FP32 nodes)")
+
+
+def pins_plausibly(fp32_layers: int, fp32_nodes: int) -> bool:
+    """Whether TensorRT's FP32-typed layer count fits the file's FP32 node count (a node imports as up to a few
+    layers: Reshape/Transpose as shuffles, Resize with its shape math, TopK with a gather...)."""
+    return fp32_layers <= 3 * fp32_nodes + 20
 
 
 class PrecisionFlags(Protocol):
@@ -194,7 +204,7 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
     network = builder.create_network(network_flags(trt, strong))   # flags per version: runtime/trt_compat.py
     _parse(network, trt_logger, s)
     if PIN_FP32 in flags and precision in ("fp16", "int8"):
-        logger.info(f"weakly typed: {_pin_fp32_layers(network)} layers the file computes in FP32 stay FP32")
+        _pin_fp32_layers(network, inp.fp32_nodes)
     config = builder.create_builder_config()      # IBuilderConfig, 8.6-11.x (trtexec sampleEngines.cpp)
     _configure(builder, config, s, flags)
     cache = _timing_cache(config, s.timing_cache)

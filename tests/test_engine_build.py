@@ -9,7 +9,7 @@ import pytest
 
 from export.build_plan import (BuildSettings, build_precision, calibration_shape, check_version_compatible,
                                onnx_input, parse_shapes, profile_shapes)
-from export.engine_build import precision_flags
+from export.engine_build import pins_plausibly, precision_flags
 from runtime.detector import Detector
 from runtime.engine_sidecar import check_engine, read_sidecar, write_sidecar
 from runtime.errors import DeployError
@@ -182,6 +182,32 @@ def test_onnx_input_reads_qdq_and_dims(tmp_path):
     assert inp.has_qdq and inp.dims == (1, 3, 8, 8) and inp.meta["precision"] == "int8"
     inp = onnx_input(_tiny_onnx(tmp_path / "f.onnx", qdq=False, batch="dyn"))
     assert not inp.has_qdq and inp.dims == (-1, 3, 8, 8)
+
+
+def test_fp32_nodes_are_counted_from_the_files_own_types(tmp_path):
+    """What a weakly typed build pins comes from the file: nodes whose outputs are float32 (casts, Q/DQ aside)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Cast", ["images"], ["h"], to=TensorProto.FLOAT16),
+             helper.make_node("Relu", ["h"], ["h2"]),                                   # FP16 math
+             helper.make_node("Cast", ["h2"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["f"], ["m"], axes=[2, 3]),                 # an FP32 island
+             helper.make_node("Mul", ["m", "two"], ["out"])]                            # FP32 too
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array(2, np.float32), "two")])
+    path = tmp_path / "mixed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert onnx_input(path).fp32_nodes == 2
+    assert onnx_input(_tiny_onnx(tmp_path / "q.onnx", qdq=True)).fp32_nodes == 1        # Relu; Q/DQ not counted
+
+
+def test_pinning_is_skipped_when_tensorrt_types_do_not_follow_the_file():
+    """If a TensorRT version typed the FP16 file's layers FP32, pinning them would run it all in FP32."""
+    assert pins_plausibly(90, 67) and pins_plausibly(38, 38)
+    assert not pins_plausibly(600, 67) and not pins_plausibly(30, 0)
 
 
 def test_version_compatible_refuses_a_plugin_file(tmp_path):
