@@ -45,7 +45,7 @@ def _parse(network: trt.INetworkDefinition, trt_logger: trt.ILogger, s: BuildSet
         raise DeployError(f"{s.onnx}: TensorRT's ONNX parser failed: " + "; ".join(lines))
 
 
-def _pin_fp32_layers(network: trt.INetworkDefinition, fp32_nodes: int) -> None:
+def _pin_fp32_layers(network: trt.INetworkDefinition, fp32_nodes: int) -> int:
     """Weakly typed build of an FP16/INT8 file: kFP16 lets TensorRT run any layer in FP16, so every layer whose
     outputs the file types FP32 (FP32_OPS such as the squeeze-excite ReduceMean, the heads' reshapes, the tail)
     is asked to stay FP32, as a strongly typed build would keep it (Polygraphy --layer-precisions; honoured under
@@ -54,7 +54,7 @@ def _pin_fp32_layers(network: trt.INetworkDefinition, fp32_nodes: int) -> None:
     where these files build strongly typed instead). Guard: the layers TensorRT types FP32 must be about as
     many as the file's FP32 nodes (one node may import as a few layers); far more means this TensorRT's
     network types do not follow the file's FP16 typing, and pinning them would run the FP16 network in FP32,
-    so nothing is pinned and the log says why."""
+    so nothing is pinned and the log says why. Returns how many layers were pinned (recorded in the sidecar)."""
     import tensorrt as trt
 
     own_rules = {trt.LayerType.CONSTANT, trt.LayerType.SHAPE, trt.LayerType.CAST, trt.LayerType.IDENTITY,
@@ -65,10 +65,11 @@ def _pin_fp32_layers(network: trt.INetworkDefinition, fp32_nodes: int) -> None:
     if not pins_plausibly(len(fp32), fp32_nodes):
         logger.warning(f"weakly typed: TensorRT types {len(fp32)} of {len(layers)} layers FP32 for a file with "
                        f"{fp32_nodes} FP32 nodes; its types do not follow the file, so no layer is pinned")
-        return
+        return 0
     for layer in fp32:
         layer.precision = trt.float32
     logger.info(f"weakly typed: {len(fp32)} layers the file computes in FP32 stay FP32 ({fp32_nodes} FP32 nodes)")
+    return len(fp32)
 
 
 def pins_plausibly(fp32_layers: int, fp32_nodes: int) -> bool:
@@ -203,8 +204,7 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
         raise DeployError(f"TensorRT could not create a builder{messages.suffix() or ' (no usable GPU?)'}") from None
     network = builder.create_network(network_flags(trt, strong))   # flags per version: runtime/trt_compat.py
     _parse(network, trt_logger, s)
-    if PIN_FP32 in flags and precision in ("fp16", "int8"):
-        _pin_fp32_layers(network, inp.fp32_nodes)
+    pinned = _pin_fp32_layers(network, inp.fp32_nodes) if PIN_FP32 in flags and precision in ("fp16", "int8") else 0
     config = builder.create_builder_config()      # IBuilderConfig, 8.6-11.x (trtexec sampleEngines.cpp)
     _configure(builder, config, s, flags)
     cache = _timing_cache(config, s.timing_cache)
@@ -225,7 +225,8 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
     if cache is not None and s.timing_cache is not None:
         # ITimingCache::serialize, 8.6-11.x (trtexec sampleEngines.cpp: updateTimingCacheFile after the build)
         write_atomic(s.timing_cache, memoryview(config.get_timing_cache().serialize()).tobytes())
-    write_sidecar(s.engine, _sidecar(s, inp, shapes, trt.__version__, gpu, cc, strong, flags))
+    write_sidecar(s.engine, {**_sidecar(s, inp, shapes, trt.__version__, gpu, cc, strong, flags),
+                             "fp32_layers_pinned": pinned})
     logger.info(f"wrote {s.engine} in {time.perf_counter() - t0:.0f}s")
     return s.engine
 

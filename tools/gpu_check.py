@@ -184,7 +184,8 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
         build_s = time.perf_counter() - t0
         side = read_sidecar(engine)
         built = "strongly typed" if side.get("strongly_typed") else "weakly typed " + (
-            "+".join(side.get("builder_flags") or []) or "FP32")
+            "+".join(side.get("builder_flags") or []) or "FP32") + (
+            f", {side['fp32_layers_pinned']} FP32 layers pinned" if side.get("fp32_layers_pinned") else "")
         with Detector(onnx) as ort, Detector(engine) as trt:
             parity = compare_detections(case.name, case.precision, ort.detect(images), trt.detect(images))
     except Exception as e:    # report it and go on with the other engines
