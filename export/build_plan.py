@@ -74,17 +74,24 @@ OWN_TYPE_OPS = frozenset({"Cast", "QuantizeLinear", "DequantizeLinear", "Constan
 
 
 def fp32_node_count(proto: onnx.ModelProto) -> int:
-    """How many nodes compute in FP32 by the file's own types (ONNX type inference; every output float32,
-    OWN_TYPE_OPS aside): FP32_OPS islands, the heads' reshapes and the tail of an FP16/INT8 file."""
+    """How many nodes compute in FP32 by the file's own types (ONNX type inference): nodes with at least one
+    floating-point input or output and all of those float32, OWN_TYPE_OPS aside; integer and bool tensors do
+    not count (TopK's indices, NonMaxSuppression's output, comparisons). In an FP16/INT8 file: the FP32_OPS
+    islands, the heads' reshapes and the whole tail (its TopKs, NMS and threshold comparisons included)."""
     from onnx import TensorProto, shape_inference
 
     try:
         graph = shape_inference.infer_shapes(proto).graph
     except Exception:             # a graph ONNX cannot type (foreign ops): nothing counted, nothing pinned
         return 0
+    floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
     types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.output, *graph.input]}
-    return sum(1 for node in graph.node if node.op_type not in OWN_TYPE_OPS and node.output
-               and all(types.get(o) == TensorProto.FLOAT for o in node.output))
+    types.update({t.name: t.data_type for t in graph.initializer})
+    count = 0
+    for node in graph.node:
+        kinds = [types[t] for t in [*node.input, *node.output] if types.get(t) in floats]
+        count += node.op_type not in OWN_TYPE_OPS and bool(kinds) and all(k == TensorProto.FLOAT for k in kinds)
+    return count
 
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})

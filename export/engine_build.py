@@ -46,9 +46,9 @@ def _parse(network: trt.INetworkDefinition, trt_logger: trt.ILogger, s: BuildSet
 
 
 def _pin_fp32_layers(network: trt.INetworkDefinition, fp32_nodes: int) -> int:
-    """Weakly typed build of an FP16/INT8 file: kFP16 lets TensorRT run any layer in FP16, so every layer whose
-    outputs the file types FP32 (FP32_OPS such as the squeeze-excite ReduceMean, the heads' reshapes, the tail)
-    is asked to stay FP32, as a strongly typed build would keep it (Polygraphy --layer-precisions; honoured under
+    """Weakly typed build of an FP16/INT8 file: kFP16 lets TensorRT run any layer in FP16, so every layer the
+    file computes in FP32 (_computes_fp32: FP32_OPS such as the squeeze-excite ReduceMean, the heads' reshapes,
+    the whole tail with its TopKs, NMS and threshold comparisons) is asked to stay FP32, as a strongly typed build would keep it (Polygraphy --layer-precisions; honoured under
     kPREFER_PRECISION_CONSTRAINTS). Casts, Q/DQ, constants and shape layers keep their own typing rules.
     ILayer.precision / ITensor.dtype / LayerType: pyGraph.cpp v8.6.1-v10.13.0 (setPrecision deprecated 10.12,
     where these files build strongly typed instead). Guard: the layers TensorRT types FP32 must be about as
@@ -60,8 +60,7 @@ def _pin_fp32_layers(network: trt.INetworkDefinition, fp32_nodes: int) -> int:
     own_rules = {trt.LayerType.CONSTANT, trt.LayerType.SHAPE, trt.LayerType.CAST, trt.LayerType.IDENTITY,
                  trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE}
     layers = [network.get_layer(i) for i in range(network.num_layers)]
-    fp32 = [layer for layer in layers if layer.type not in own_rules and layer.num_outputs
-            and all(layer.get_output(j).dtype == trt.float32 for j in range(layer.num_outputs))]
+    fp32 = [layer for layer in layers if layer.type not in own_rules and _computes_fp32(layer)]
     if not pins_plausibly(len(fp32), fp32_nodes):
         logger.warning(f"weakly typed: TensorRT types {len(fp32)} of {len(layers)} layers FP32 for a file with "
                        f"{fp32_nodes} FP32 nodes; its types do not follow the file, so no layer is pinned")
@@ -70,6 +69,18 @@ def _pin_fp32_layers(network: trt.INetworkDefinition, fp32_nodes: int) -> int:
         layer.precision = trt.float32
     logger.info(f"weakly typed: {len(fp32)} layers the file computes in FP32 stay FP32 ({fp32_nodes} FP32 nodes)")
     return len(fp32)
+
+
+def _computes_fp32(layer: trt.ILayer) -> bool:
+    """At least one floating-point input or output, all of them FP32 (integer and bool tensors aside: TopK's
+    indices, INMSLayer's output and comparisons' results must not keep those layers out); fp32_node_count's
+    rule for ONNX nodes."""
+    import tensorrt as trt
+
+    tensors = [layer.get_input(j) for j in range(layer.num_inputs)]
+    tensors += [layer.get_output(j) for j in range(layer.num_outputs)]
+    kinds = [t.dtype for t in tensors if t is not None and t.dtype in (trt.float32, trt.float16)]
+    return bool(kinds) and all(kind == trt.float32 for kind in kinds)
 
 
 def pins_plausibly(fp32_layers: int, fp32_nodes: int) -> bool:

@@ -196,10 +196,16 @@ def _check_topk(node: onnx.NodeProto, c: _Context) -> list[str]:
 
 
 def _check_scatter_nd(node: onnx.NodeProto, c: _Context) -> list[str]:
+    """8.6 ignores `reduction` (imports any as plain assignment: builtin_op_importers.cpp 8.6-GA ScatterND);
+    10.x rejects the attribute when present at all, even 'none' (onnxOpImporters.cpp 10.1-GA ScatterND
+    ASSERT_NODE(!attrs.count("reduction")))."""
     reduction = _attr(node, "reduction", "none")
     if reduction != "none":
         return [f"{_node_label(node)}: ScatterND reduction='{reduction}'; TensorRT supports 'none' only "
                 f"({c.rules.source})"]
+    if c.rules.since >= (10, 0) and any(a.name == "reduction" for a in node.attribute):
+        return [f"{_node_label(node)}: ScatterND has a reduction attribute (even 'none'); TensorRT {c.version}'s "
+                f"parser rejects it: leave it out ({c.rules.source})"]
     return []
 
 
@@ -233,6 +239,9 @@ def _check_qdq(node: onnx.NodeProto, c: _Context) -> list[str]:
 
 
 def _check_nms(node: onnx.NodeProto, c: _Context) -> list[str]:
+    """INMSLayer's limit counts (box, class) candidates sorted without regard to class; checking the box count
+    assumes each box scores above the threshold in one class at most, as the --nms onnx tail guarantees
+    (export/postprocess.py: one class per candidate, the others below the score floor)."""
     dims = c.shapes.get(node.input[0], [])
     boxes = dims[1] if len(dims) == 3 else None
     if boxes is None:

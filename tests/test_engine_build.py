@@ -194,13 +194,17 @@ def test_fp32_nodes_are_counted_from_the_files_own_types(tmp_path):
              helper.make_node("Relu", ["h"], ["h2"]),                                   # FP16 math
              helper.make_node("Cast", ["h2"], ["f"], to=TensorProto.FLOAT),
              helper.make_node("ReduceMean", ["f"], ["m"], axes=[2, 3]),                 # an FP32 island
-             helper.make_node("Mul", ["m", "two"], ["out"])]                            # FP32 too
+             helper.make_node("Mul", ["m", "two"], ["out"]),                            # FP32 too
+             helper.make_node("Flatten", ["f"], ["flat"]),
+             helper.make_node("TopK", ["flat", "k"], ["top", "index"]),                 # FP32 values, INT64 indices
+             helper.make_node("Greater", ["top", "two"], ["over"])]                     # FP32 in, BOOL out
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(np.array(2, np.float32), "two")])
+                              [numpy_helper.from_array(np.array(2, np.float32), "two"),
+                               numpy_helper.from_array(np.array([5], np.int64), "k")])
     path = tmp_path / "mixed.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    assert onnx_input(path).fp32_nodes == 2
+    assert onnx_input(path).fp32_nodes == 5          # ReduceMean, Mul, Flatten, TopK, Greater (not Relu, Casts)
     assert onnx_input(_tiny_onnx(tmp_path / "q.onnx", qdq=True)).fp32_nodes == 1        # Relu; Q/DQ not counted
 
 

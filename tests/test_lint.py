@@ -82,6 +82,9 @@ def test_scatternd_reduction_and_resize_modes():
     assert "reduction='add'" in lint(scatter)[0]
     scatter.graph.node[0].ClearField("attribute")
     assert lint(scatter) == []
+    scatter.graph.node[0].attribute.append(helper.make_attribute("reduction", "none"))
+    assert lint(scatter, "8.6") == []                            # 8.6 ignores the attribute
+    assert "has a reduction attribute (even 'none')" in lint(scatter, "10.13")[0]   # 10.x rejects it
 
     def resize(**attrs):
         return graph_model([helper.make_node("Resize", ["x", "", "s"], ["y"], name="rs", **attrs)],
