@@ -217,6 +217,30 @@ def _check_resize(node: onnx.NodeProto, c: _Context) -> list[str]:
             for name, default, ok in allowed if (value := _attr(node, name, default)) not in ok]
 
 
+def _check_resize_pairs(node: onnx.NodeProto, c: _Context) -> list[str]:
+    """tf_half_pixel_for_nn: 8.6 rejects any nearest_mode but round_prefer_floor (builtin_op_importers.cpp
+    8.6-GA Resize); 10.x accepts any and computes round_prefer_floor (onnxOpImporters.cpp 10.1-GA Resize)."""
+    if (_attr(node, "coordinate_transformation_mode", "half_pixel") == "tf_half_pixel_for_nn"
+            and _attr(node, "nearest_mode", "round_prefer_floor") != "round_prefer_floor"):
+        return [f"{_node_label(node)}: Resize tf_half_pixel_for_nn with nearest_mode="
+                f"{_attr(node, 'nearest_mode', '')!r}: TensorRT rounds round_prefer_floor ({c.rules.source})"]
+    return []
+
+
+def _check_pool(node: onnx.NodeProto, c: _Context) -> list[str]:
+    """Dilations: 8.6 rejects them, 10.x ignores them (importerUtils.cpp 10.1-GA poolingHelper passes none);
+    ceil_mode=1: TensorRT's kEXPLICIT_ROUND_UP keeps a last window starting in the end padding, which ONNX
+    Runtime drops (NvInfer.h v8.6.1 PaddingMode), so the output sizes can differ."""
+    problems = []
+    if any(d != 1 for d in _attr(node, "dilations", [])):
+        problems.append(f"{_node_label(node)}: {node.op_type} dilations {list(_attr(node, 'dilations', []))}: "
+                        f"TensorRT pools undilated ({c.rules.source})")
+    if _attr(node, "ceil_mode", 0):
+        problems.append(f"{_node_label(node)}: {node.op_type} ceil_mode=1: TensorRT's round-up output size can "
+                        f"differ from ONNX Runtime's ({c.rules.source}); use ceil_mode=0 with explicit pads")
+    return problems
+
+
 def _check_reduce(node: onnx.NodeProto, c: _Context) -> list[str]:
     if len(node.input) < 2 or not node.input[1]:
         return []
@@ -260,7 +284,9 @@ def _check_cast(node: onnx.NodeProto, c: _Context) -> list[str]:
     return []
 
 
-NODE_CHECKS = {"TopK": _check_topk, "ScatterND": _check_scatter_nd, "Resize": _check_resize,
+NODE_CHECKS = {"TopK": _check_topk, "ScatterND": _check_scatter_nd,
+               "Resize": lambda n, c: _check_resize(n, c) + _check_resize_pairs(n, c),
+               "MaxPool": _check_pool, "AveragePool": _check_pool,
                "QuantizeLinear": _check_qdq, "DequantizeLinear": _check_qdq, "NonMaxSuppression": _check_nms,
                "Cast": _check_cast, **{op: _check_reduce for op in REDUCE_OPS}}
 

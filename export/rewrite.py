@@ -27,6 +27,8 @@ def _pool_pads(pad: onnx.NodeProto, inits: dict[str, np.ndarray]) -> list[int] |
     mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
     if mode != b"constant" or len(pad.input) < 3 or pad.input[1] not in inits or pad.input[2] not in inits:
         return None
+    if len(pad.input) > 3 and pad.input[3]:     # Pad-18 `axes`: the pads would not be NCHW begin/end order
+        return None
     pads, value = inits[pad.input[1]].astype(np.int64).tolist(), inits[pad.input[2]]
     if len(pads) != 8 or value.size != 1 or not (math.isinf(float(value)) and float(value) < 0):
         return None
@@ -52,6 +54,8 @@ def fold_pads_into_pools(model: onnx.ModelProto) -> int:
         pool = users[0]
         attrs = {a.name: a for a in pool.attribute}
         if "auto_pad" in attrs and attrs["auto_pad"].s not in (b"", b"NOTSET"):
+            continue
+        if "ceil_mode" in attrs and attrs["ceil_mode"].i:   # which windows start in padding would change
             continue
         old = list(attrs["pads"].ints) if "pads" in attrs else [0, 0, 0, 0]
         merged = [a + b for a, b in zip(old, pads)]

@@ -97,6 +97,26 @@ def test_scatternd_reduction_and_resize_modes():
         lint(resize(coordinate_transformation_mode="tf_crop_and_resize"))[0]
 
 
+def test_pooling_and_resize_combinations_tensorrt_computes_differently():
+    """MaxPool dilations (10.x ignores them), ceil_mode=1 (TensorRT's round-up keeps a window ONNX Runtime
+    drops), Resize tf_half_pixel_for_nn with a nearest_mode TensorRT does not follow."""
+    def pool(**attrs):
+        return graph_model([helper.make_node("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[3, 3], strides=[2, 2],
+                                             **attrs)], [vi("x", [1, 1, 8, 8])], [vi("y", [1, 1, 4, 4])], opset=17)
+    assert lint(pool(pads=[0, 0, 1, 1])) == []
+    assert "dilations [2, 2]" in lint(pool(dilations=[2, 2]))[0]
+    assert "ceil_mode=1" in lint(pool(ceil_mode=1))[0]
+
+    def resize(**attrs):
+        return graph_model([helper.make_node("Resize", ["x", "", "s"], ["y"], name="rs", mode="nearest", **attrs)],
+                           [vi("x", [1, 1, 4, 4])], [vi("y", [1, 1, 8, 8])], [const("s", np.float32([1, 1, 2, 2]))],
+                           opset=17)
+    assert lint(resize(coordinate_transformation_mode="tf_half_pixel_for_nn")) == []
+    for version in ("8.6", "10.13"):
+        assert any("tf_half_pixel_for_nn with nearest_mode='floor'" in p for p in lint(
+            resize(coordinate_transformation_mode="tf_half_pixel_for_nn", nearest_mode="floor"), version))
+
+
 def test_reduce_axes_input():
     def reduce(op, axes_const=True):
         inputs = [vi("x", [2, 3])] + ([] if axes_const else [vi("a", [1], TensorProto.INT64)])

@@ -38,3 +38,16 @@ def test_other_pads_are_left_alone():
     for value, pads in ((0.0, [0, 0, 0, 0, 0, 0, 1, 1]), (-np.inf, [0, 1, 0, 0, 0, 0, 1, 1])):
         model = pad_pool_model(value, pads)
         assert fold_pads_into_pools(model) == 0 and len(model.graph.node) == 2
+
+
+def test_pads_with_axes_or_ceil_mode_pools_are_left_alone():
+    """Pad-18's axes input reorders the pads (folding them as NCHW would misplace them); with ceil_mode=1
+    folding changes which windows start in padding."""
+    model = pad_pool_model(-np.inf, [0, 0, 0, 0, 0, 0, 1, 1])
+    model.graph.node[1].attribute.append(helper.make_attribute("ceil_mode", 1))
+    assert fold_pads_into_pools(model) == 0
+    model = pad_pool_model(-np.inf, [0, 1, 0, 1])
+    model.graph.initializer.append(numpy_helper.from_array(np.int64([2, 3]), "axes"))
+    model.graph.node[0].input.append("axes")
+    model.opset_import[0].version = 18
+    assert fold_pads_into_pools(model) == 0 and len(model.graph.node) == 2
