@@ -15,7 +15,7 @@ from calibration.fp16 import to_fp16
 from calibration.graph_split import SplitGraph, join, split
 from calibration.images import CalibrationImages
 from calibration.int8 import DEFAULT_METHOD, METHODS, quantize_body, sensitive_nodes
-from calibration.opset17 import MIN_TENSORRT
+from calibration.opset17 import MIN_TENSORRT, to_opset17
 from export.onnx_export import node_counts
 from export.onnx_io import metadata_of, read_onnx, write_onnx
 from runtime.errors import DeployError, require_file
@@ -85,11 +85,31 @@ def quantize_onnx(s: QuantizeSettings) -> Path:
         logger.info(f"[2/2] {len(kept)} body nodes kept FP32 by policy; tail FP32 as exported")
     else:
         result = _int8(model, info, s)
+    result = checked_for_min_tensorrt(result, s.onnx)
     write_onnx(result, s.output)
     counts = node_counts(result)
     logger.info(f"wrote {s.output} in {time.perf_counter() - t0:.0f}s: {sum(counts.values())} nodes "
                 f"({', '.join(f'{k} {v}' for k, v in list(counts.items())[:6])})")
     return s.output
+
+
+def checked_for_min_tensorrt(model: onnx.ModelProto, source: Path) -> onnx.ModelProto:
+    """The whole quantized file at opset 17, as its metadata promises (min_tensorrt 8.6): only the body went
+    through to_opset17, so a tail exported at opset 18-20 (e.g. --nms onnx's ReduceMax with an axes input)
+    was written as an invalid opset-17 file. Rewritten here (exact rewrites only), then the ONNX checker and
+    export/lint.py for MIN_TENSORRT must pass before anything is written."""
+    from export.lint import lint
+
+    try:
+        model = to_opset17(model)
+    except (DeployError, onnx.checker.ValidationError) as e:
+        raise DeployError(f"{source}: the quantized file cannot be written at opset 17 for TensorRT {MIN_TENSORRT}: "
+                          f"{str(e).splitlines()[0]}; export it with --opset 17") from None
+    problems = lint(model, MIN_TENSORRT)
+    if problems:
+        raise DeployError(f"{source}: the quantized file would not parse on TensorRT {MIN_TENSORRT}: {problems[0]}"
+                          + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return model
 
 
 def _named_exclusions(exclude: str, parts: SplitGraph) -> list[str]:

@@ -98,3 +98,28 @@ def test_range_choice_follows_the_distribution():
     how, amax = choose(tail, 100.0, entropy_amax=1.0)
     assert how in ("entropy", "percentile") and amax < 5.0
     assert percentile_of(tail, 100.0) == pytest.approx(BINS // 100 * 100.0 / BINS, rel=0.05)
+
+
+def test_quantize_writes_the_whole_file_at_opset17_whatever_the_export_opset(tmp_path):
+    """Only the body went through to_opset17: an --nms onnx export at opset 18 kept its tail's ReduceMax with an
+    axes input inside a file labelled opset 17 (rejected by the ONNX checker, ONNX Runtime and TensorRT 8.6)."""
+    pytest.importorskip("modelopt.onnx")
+    from calibration.artifacts import QuantizeSettings, quantize_onnx
+    from export.lint import lint
+    from export.onnx_export import export_onnx
+    from export.settings import ExportSettings
+
+    outputs = {}
+    for opset in (17, 18):
+        fp32 = export_onnx(ExportSettings(model="shapes_d0", output=tmp_path / f"o{opset}.onnx", image_size=(128, 128),
+                                          nms="onnx", opset=opset))
+        fp16 = quantize_onnx(QuantizeSettings(fp32, tmp_path / f"o{opset}.fp16.onnx"))
+        model = onnx.load(str(fp16))
+        onnx.checker.check_model(model)
+        assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [17]
+        assert lint(model, "8.6") == []
+        x = np.random.default_rng(0).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
+        session = ort.InferenceSession(str(fp16), providers=["CPUExecutionProvider"])
+        outputs[opset] = session.run(None, {session.get_inputs()[0].name: x})
+    for a, b in zip(outputs[17], outputs[18]):
+        np.testing.assert_array_equal(a, b)
