@@ -253,13 +253,34 @@ def _check_reduce(node: onnx.NodeProto, c: _Context) -> list[str]:
 
 
 def _check_qdq(node: onnx.NodeProto, c: _Context) -> list[str]:
+    """Q/DQ as TensorRT's importers read them (builtin_op_importers.cpp 8.6-GA QuantDequantLinearHelper,
+    onnxOpImporters.cpp 10.1-GA): the scale a constant, finite and > 0; 8.6 needs all three inputs and reads
+    the scale as float32 whatever its type; the zero point a constant 0 of INT8 (8.6 refuses UINT8 on Q; 10.x
+    reads UINT8 as INT8, clamping to [-128, 127] instead of [0, 255])."""
+    label, old_parser = _node_label(node), c.rules.since < (10, 0)
+    problems = []
+    scale = c.tensors.get(node.input[1]) if len(node.input) > 1 else None
+    if scale is None:
+        problems.append(f"{label}: {node.op_type} scale must be a constant ({c.rules.source})")
+    else:
+        values = numpy_helper.to_array(scale)
+        if not np.all(np.isfinite(values)) or np.any(values <= 0):
+            problems.append(f"{label}: {node.op_type} scale must be finite and > 0 ({c.rules.source})")
+        if old_parser and scale.data_type != onnx.TensorProto.FLOAT:
+            problems.append(f"{label}: {node.op_type} scale is {onnx.TensorProto.DataType.Name(scale.data_type)}; "
+                            f"TensorRT {c.version}'s parser reads it as FLOAT ({c.rules.source})")
     if len(node.input) < 3 or not node.input[2]:
-        return []
-    zero = c.const(node.input[2])
-    if zero is None or np.any(zero != 0):
-        return [f"{_node_label(node)}: {node.op_type} zero point must be a constant 0 for TensorRT "
-                f"({c.rules.source})"]
-    return []
+        if old_parser:
+            problems.append(f"{label}: {node.op_type} without a zero point; TensorRT {c.version}'s parser needs all "
+                            f"three inputs ({c.rules.source})")
+        return problems
+    zero = c.tensors.get(node.input[2])
+    if zero is None or np.any(numpy_helper.to_array(zero) != 0):
+        problems.append(f"{label}: {node.op_type} zero point must be a constant 0 for TensorRT ({c.rules.source})")
+    elif zero.data_type != onnx.TensorProto.INT8:
+        problems.append(f"{label}: {node.op_type} zero point is {onnx.TensorProto.DataType.Name(zero.data_type)}; "
+                        f"TensorRT quantizes to INT8 only ({c.rules.source})")
+    return problems
 
 
 def _check_nms(node: onnx.NodeProto, c: _Context) -> list[str]:

@@ -142,6 +142,22 @@ def test_qdq_zero_points():
     assert len(problems) == 2 and all("zero point must be a constant 0" in p for p in problems)
 
 
+def test_qdq_scales_and_inputs_as_tensorrt_reads_them():
+    def qdq(scale=np.float32(0.1), zero=np.int8(0), with_zero=True):
+        inputs = ["s", "z"] if with_zero else ["s"]
+        nodes = [helper.make_node("QuantizeLinear", ["x", *inputs], ["q"], name="q"),
+                 helper.make_node("DequantizeLinear", ["q", *inputs], ["y"], name="dq")]
+        consts = [const("s", scale)] + ([const("z", zero)] if with_zero else [])
+        return graph_model(nodes, [vi("x", [4])], [vi("y", [4])], consts)
+    assert all("scale must be finite and > 0" in p for p in lint(qdq(scale=np.float32(0))))
+    assert all("scale must be finite and > 0" in p for p in lint(qdq(scale=np.float32(np.inf))))
+    assert all("without a zero point" in p for p in lint(qdq(with_zero=False), "8.6"))
+    assert lint(qdq(with_zero=False), "10.13") == []                      # 10.x defaults it
+    assert all("zero point is UINT8" in p for p in lint(qdq(zero=np.uint8(0))))
+    fp16_scale = qdq(scale=np.float16(0.1))
+    assert any("scale is FLOAT16" in p for p in lint(fp16_scale, "8.6"))
+
+
 def nms(boxes, dynamic=False):
     n = "n" if dynamic else boxes
     return graph_model(
