@@ -41,6 +41,7 @@ class BuildSettings:
     calib_batch: int | None = None                     # None: the input's batch (static, or the profile's OPT)
     calib_method: str = "entropy"                      # entropy | minmax
     strongly_typed: bool | None = None                 # None: from the file's precision and TensorRT version
+    detailed_profiling: bool = False                   # trtexec --profilingVerbosity=detailed: layer precisions
 
 
 def parse_shapes(text: str | None) -> Shapes:

@@ -130,6 +130,8 @@ def _configure(builder: trt.Builder, config: trt.IBuilderConfig, s: BuildSetting
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
     if s.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)   # 8.6+ (trtexec --versionCompatible)
+    if s.detailed_profiling:   # IEngineInspector then reports each layer's formats (pyCore.cpp v8.6.1-v11.1)
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     for flag in precision_flags(trt.BuilderFlag, flags):
         config.set_flag(flag)
 

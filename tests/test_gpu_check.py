@@ -78,3 +78,17 @@ def test_a_file_that_could_not_be_made_is_that_engine_s_fail():
     row = gpu_check.check_engine(case, "making the ONNX file failed: OSError: disk full", [], 1)
     assert row.verdict == "FAIL" and row.reasons == ["making the ONNX file failed: OSError: disk full"]
     assert gpu_check._made(lambda: (_ for _ in ()).throw(OSError("disk full"))).endswith("OSError: disk full")
+
+
+def test_int8_convolutions_are_counted_from_the_engine_inspectors_json():
+    """The keys trtexec --exportLayerInfo / Polygraphy read (shape of TensorRT's sampleEditableTimingCache README)."""
+    import json
+
+    def layer(kind, fmt):
+        return {"Name": kind, "LayerType": kind, "Inputs": [{"Name": "x", "Dimensions": [1, 8, 4, 4],
+                                                             "Format/Datatype": fmt}], "Outputs": []}
+    text = json.dumps({"Layers": [layer("CaskConvolution", "Int8 NC/32HW32"), layer("CaskConvolution",
+                                  "Half precision NC/8HW8"), layer("Reformat", "Int8 NC/32HW32"),
+                                  "a layer without detail"], "Bindings": ["images"]})
+    assert gpu_check.conv_precisions(text) == (1, 2)
+    assert gpu_check.conv_precisions("") == (0, 0) and gpu_check.conv_precisions("not json") == (0, 0)

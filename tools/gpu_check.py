@@ -180,7 +180,8 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
     try:
         t0 = time.perf_counter()
         suffix = ".engine" if case.dla_core is None else f".dla{case.dla_core}.engine"
-        engine = engine_from_onnx(BuildSettings(onnx=onnx, engine=onnx.with_suffix(suffix), dla_core=case.dla_core))
+        engine = engine_from_onnx(BuildSettings(onnx=onnx, engine=onnx.with_suffix(suffix), dla_core=case.dla_core,
+                                                detailed_profiling=True))
         build_s = time.perf_counter() - t0
         side = read_sidecar(engine)
         built = "strongly typed" if side.get("strongly_typed") else "weakly typed " + (
@@ -188,11 +189,18 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
             f", {side['fp32_layers_pinned']} FP32 layers pinned" if side.get("fp32_layers_pinned") else "")
         with Detector(onnx) as ort, Detector(engine) as trt:
             parity = compare_detections(case.name, case.precision, ort.detect(images), trt.detect(images))
+            layers = trt.backend.layer_information() if hasattr(trt.backend, "layer_information") else ""
     except Exception as e:    # report it and go on with the other engines
         return Row(case.name, "FAIL", [f"{type(e).__name__}: {e}"])
+    int8_convs, convs = conv_precisions(layers)
     row = Row(case.name, parity.verdict, parity.reasons(), {
         "F1": parity.agreement.f1, "max box error px": parity.boxes.max_abs,
         "max score error": parity.scores.max_abs, "build s": build_s}, built)
+    if convs:
+        row.numbers.update({"INT8 convs": float(int8_convs), "convs": float(convs)})
+    if case.precision == "int8" and convs and not int8_convs:
+        row = Row(row.name, "FAIL", row.reasons + [f"no INT8 convolution among the engine's {convs}: the Q/DQ did "
+                                                   "not fuse (slower than the FP16 engine)"], row.numbers, built)
     batch = 4 if case.batch_mode == "dynamic" else 1
     try:
         bench, _ = bench_model(str(engine), batch, warmup=10, iterations=iterations)
@@ -206,6 +214,23 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
 
 
 TIERS_TIMEOUT_S = 3600
+
+
+def conv_precisions(layer_json: str) -> tuple[int, int]:
+    """(convolutions reading INT8, convolutions) from IEngineInspector's JSON of a detailed-profiling engine:
+    layers whose LayerType names a convolution, INT8 when their first input's Format/Datatype says Int8 (the
+    keys trtexec --exportLayerInfo and Polygraphy's inspect read). (0, 0) when the JSON has no such detail."""
+    import json
+
+    try:
+        layers = json.loads(layer_json).get("Layers", []) if layer_json else []
+    except (ValueError, AttributeError):
+        return 0, 0
+    convs = [layer for layer in layers if isinstance(layer, dict)
+             and "CONV" in str(layer.get("LayerType", "")).upper()]
+    int8 = [layer for layer in convs if layer.get("Inputs")
+            and "INT8" in str(layer["Inputs"][0].get("Format/Datatype", "")).upper()]
+    return len(int8), len(convs)
 
 
 def run_tiers() -> Row:
@@ -241,7 +266,7 @@ def exit_code(rows: list[Row]) -> int:
 
 
 NUMBER_COLUMNS = ("F1", "max box error px", "max score error", "batch", "median ms", "p99 ms", "GPU compute ms",
-                  "images/s", "build s")
+                  "images/s", "INT8 convs", "convs", "build s")
 
 
 def report_markdown(env: dict[str, str], rows: list[Row], tiers: Row | None, planned: int = len(CASES)) -> str:

@@ -248,6 +248,18 @@ class TensorRTBackend(Backend):
         if graph_exec is not None:
             cudart.graph_exec_destroy(graph_exec)
 
+    def layer_information(self) -> str:
+        """The engine's layers as TensorRT's JSON (IEngineInspector.get_engine_information, 8.2+ through 11.x; the
+        same text trtexec --exportLayerInfo writes): with per-layer formats only for engines built with
+        detailed profiling verbosity."""
+        import tensorrt as trt
+
+        if self.engine is None or self.context is None:
+            raise DeployError(f"{self.path}: not open")
+        inspector = self.engine.create_engine_inspector()
+        inspector.execution_context = self.context          # as Polygraphy does: shapes of this context
+        return str(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+
     def close(self) -> None:
         """Free graph, buffers, events, stream, context, engine (idempotent; on the engine's device)."""
         errors: list[DeployError] = []
