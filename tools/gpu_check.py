@@ -189,11 +189,11 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
             f", {side['fp32_layers_pinned']} FP32 layers pinned" if side.get("fp32_layers_pinned") else "")
         with Detector(onnx) as ort, Detector(engine) as trt:
             parity = compare_detections(case.name, case.precision, ort.detect(images), trt.detect(images))
-            layers = trt.backend.layer_information() if hasattr(trt.backend, "layer_information") else ""
+            layers, inspected = _layer_information(trt.backend)
     except Exception as e:    # report it and go on with the other engines
         return Row(case.name, "FAIL", [f"{type(e).__name__}: {e}"])
     int8_convs, convs = conv_precisions(layers)
-    row = Row(case.name, parity.verdict, parity.reasons(), {
+    row = Row(case.name, parity.verdict, parity.reasons() + inspected, {
         "F1": parity.agreement.f1, "max box error px": parity.boxes.max_abs,
         "max score error": parity.scores.max_abs, "build s": build_s}, built)
     if convs:
@@ -214,6 +214,18 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
 
 
 TIERS_TIMEOUT_S = 3600
+
+
+def _layer_information(backend: object) -> tuple[str, list[str]]:
+    """(IEngineInspector JSON, []) or ("", [why not]): a missing inspection never costs the row its comparison."""
+    from runtime.backends.tensorrt_backend import TensorRTBackend
+
+    if not isinstance(backend, TensorRTBackend):
+        return "", ["not a TensorRT backend: no layer information"]
+    try:
+        return backend.layer_information(), []
+    except Exception as e:
+        return "", [f"layer information unavailable ({type(e).__name__}: {e})"]
 
 
 def conv_precisions(layer_json: str) -> tuple[int, int]:
