@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -136,6 +136,7 @@ class _Context:
     version: str
     tensors: dict[str, onnx.TensorProto]
     shapes: dict[str, list[int | None]]
+    producers: dict[str, onnx.NodeProto] = field(default_factory=dict)   # tensor name -> the node writing it
 
     def const(self, name: str) -> np.ndarray | None:
         """The value of a constant input, or None when it is computed at run time."""
@@ -269,6 +270,9 @@ def _check_qdq(node: onnx.NodeProto, c: _Context) -> list[str]:
         if old_parser and scale.data_type != onnx.TensorProto.FLOAT:
             problems.append(f"{label}: {node.op_type} scale is {onnx.TensorProto.DataType.Name(scale.data_type)}; "
                             f"TensorRT {c.version}'s parser reads it as FLOAT ({c.rules.source})")
+    if scale is not None and numpy_helper.to_array(scale).size > 1 and not _rooted_at_constant(node.input[0], c):
+        problems.append(f"{label}: per-channel {node.op_type} of a tensor computed at run time; TensorRT quantizes "
+                        f"per channel only inputs rooted at a constant (weights) (NvInfer.h IDequantizeLayer)")
     if len(node.input) < 3 or not node.input[2]:
         if old_parser:
             problems.append(f"{label}: {node.op_type} without a zero point; TensorRT {c.version}'s parser needs all "
@@ -281,6 +285,16 @@ def _check_qdq(node: onnx.NodeProto, c: _Context) -> list[str]:
         problems.append(f"{label}: {node.op_type} zero point is {onnx.TensorProto.DataType.Name(zero.data_type)}; "
                         f"TensorRT quantizes to INT8 only ({c.rules.source})")
     return problems
+
+
+def _rooted_at_constant(name: str, c: _Context) -> bool:
+    """Whether `name` is a constant, or computed from one by QuantizeLinear/Cast/Identity only (weights)."""
+    while name not in c.tensors:
+        node = c.producers.get(name)
+        if node is None or node.op_type not in ("QuantizeLinear", "Cast", "Identity"):
+            return False
+        name = node.input[0]
+    return True
 
 
 def _check_nms(node: onnx.NodeProto, c: _Context) -> list[str]:
@@ -325,7 +339,8 @@ def target_version(model: onnx.ModelProto, trt_version: str | None = None) -> st
 def lint(model: onnx.ModelProto, trt_version: str | None = None) -> list[str]:
     """All problems found for the target TensorRT, one line each (empty list = TensorRT should parse this graph)."""
     version = target_version(model, trt_version)
-    c = _Context(rules_for(version), version, _constants(model.graph), _shapes(model))
+    c = _Context(rules_for(version), version, _constants(model.graph), _shapes(model),
+                 {out: node for node in model.graph.node for out in node.output})
     problems: list[str] = []
     opset = _opset(model)
     if opset is not None and opset > c.rules.max_opset:

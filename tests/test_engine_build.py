@@ -473,3 +473,17 @@ def test_batch_metadata_reads_the_same_for_export_runtime_and_build():
     assert ModelInfo.from_metadata(meta, "f.onnx").batch == (2, 6)
     with pytest.raises(DeployError, match="malformed metadata"):
         ModelInfo.from_metadata({**meta, "batch": "dynamic:2,x,6"}, "f.onnx")
+
+
+def test_build_flags_become_settings():
+    """trtexec's names and ours parse to the same BuildSettings (profiling verbosity for layer inspection)."""
+    from effdet_deploy.cli import build_parser
+    from effdet_deploy.commands.build import BuildArgs, settings_from
+
+    parser = build_parser()
+    for flag in ("--profilingVerbosity", "--profiling-verbosity"):
+        args = parser.parse_args(["build", "--onnx", "m.onnx", flag, "detailed", "--useDLACore", "0"])
+        s = settings_from(BuildArgs(**vars(args)))                     # as the command's run() does
+        assert s.detailed_profiling and s.dla_core == 0 and s.engine == Path("m.engine")
+    args = parser.parse_args(["build", "--onnx", "m.onnx"])
+    assert not settings_from(BuildArgs(**vars(args))).detailed_profiling

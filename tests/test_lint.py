@@ -158,6 +158,20 @@ def test_qdq_scales_and_inputs_as_tensorrt_reads_them():
     assert any("scale is FLOAT16" in p for p in lint(fp16_scale, "8.6"))
 
 
+
+def test_per_channel_qdq_only_on_weights():
+    """Per-channel Q/DQ only for inputs rooted at a constant (NvInfer.h IDequantizeLayer, 8.6-11.x)."""
+    def qdq(weights):
+        nodes = [helper.make_node("QuantizeLinear", ["w" if weights else "x", "s", "z"], ["q"], name="q", axis=0),
+                 helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dq", axis=0)]
+        consts = [const("s", np.float32([0.1, 0.2])), const("z", np.int8([0, 0]))]
+        consts += [const("w", np.ones((2, 3), np.float32))] if weights else []
+        return graph_model(nodes, [] if weights else [vi("x", [2, 3])], [vi("y", [2, 3])], consts)
+    assert lint(qdq(weights=True)) == []
+    problems = lint(qdq(weights=False))
+    assert len(problems) == 2 and all("per-channel" in p and "computed at run time" in p for p in problems)
+
+
 def nms(boxes, dynamic=False):
     n = "n" if dynamic else boxes
     return graph_model(

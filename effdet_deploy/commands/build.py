@@ -35,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-batch", type=int, default=None,
                    help="default: the input's batch (static, or the profile's OPT): what TensorRT reads per batch")
     p.add_argument("--method", choices=("entropy", "minmax"), default="entropy")
+    p.add_argument("--profiling-verbosity", "--profilingVerbosity", dest="profiling_verbosity",
+                   choices=("layer_names_only", "detailed"), default="layer_names_only",
+                   help="detailed: the engine records each layer's precision and formats (trtexec --dumpLayerInfo, "
+                        "Polygraphy inspect model --show layers)")
 
 
 class BuildArgs(argparse.Namespace):
@@ -56,6 +60,7 @@ class BuildArgs(argparse.Namespace):
     calib_dir: str | None
     calib_images: int
     calib_batch: int | None
+    profiling_verbosity: str
     method: str
 
 
@@ -73,7 +78,7 @@ def settings_from(args: BuildArgs) -> BuildSettings:
         dla_core=args.dla_core, version_compatible=args.version_compatible, fp16=args.fp16, int8=args.int8,
         calib_cache=_optional_path(args.calib_cache), calib_dir=_optional_path(args.calib_dir),
         calib_images=args.calib_images, calib_batch=args.calib_batch, calib_method=args.method,
-        strongly_typed=args.strongly_typed)
+        strongly_typed=args.strongly_typed, detailed_profiling=args.profiling_verbosity == "detailed")
 
 
 def run(args: argparse.Namespace) -> int:
