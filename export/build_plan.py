@@ -67,7 +67,6 @@ class OnnxInput:
     has_qdq: bool                  # QuantizeLinear/DequantizeLinear present (onnx-tensorrt imports them as Q/DQ layers)
     plugins: tuple[str, ...] = ()  # TensorRT plugin ops in the graph (EfficientNMS_TRT)
     dtype: str = "float32"         # the input's element type as numpy names it (uint8 for --input-dtype uint8)
-    fp32_nodes: int = 0            # nodes the file computes in FP32 (fp32_node_count): what weak typing pins
 
 
 # Ops whose output type is their own rule, not a computation precision: never pinned (engine_build).
@@ -75,7 +74,8 @@ OWN_TYPE_OPS = frozenset({"Cast", "QuantizeLinear", "DequantizeLinear", "Constan
 
 
 def fp32_node_count(proto: onnx.ModelProto) -> int:
-    """How many nodes compute in FP32 by the file's own types (ONNX type inference): nodes with at least one
+    """How many nodes compute in FP32 by the file's own types (ONNX type inference, so it is run only for the
+    weakly typed FP16/INT8 builds that pin those layers: engine_build._pin_fp32_layers): nodes with at least one
     floating-point input or output and all of those float32, OWN_TYPE_OPS aside; integer and bool tensors do
     not count (TopK's indices, NonMaxSuppression's output, comparisons). In an FP16/INT8 file: the FP32_OPS
     islands, the heads' reshapes and the whole tail (its TopKs, NMS and threshold comparisons included)."""
@@ -111,7 +111,7 @@ def onnx_input(path: Path) -> OnnxInput:
     plugins = tuple(sorted({node.op_type for node in proto.graph.node if node.op_type.endswith("_TRT")}))
     elem = graph_input.type.tensor_type.elem_type
     dtype = str(helper.tensor_dtype_to_np_dtype(elem)) if elem else "undefined"
-    return OnnxInput(graph_input.name, dims, metadata_of(proto), has_qdq, plugins, dtype, fp32_node_count(proto))
+    return OnnxInput(graph_input.name, dims, metadata_of(proto), has_qdq, plugins, dtype)
 
 
 def check_version_compatible(s: BuildSettings, inp: OnnxInput) -> None:
@@ -176,6 +176,11 @@ def calibration_shape(s: BuildSettings, dims: tuple[int, ...],
     if not lo[0] <= s.calib_batch <= hi[0]:
         raise DeployError(f"{s.onnx}: --calib-batch {s.calib_batch} is outside the profile's batch {lo[0]}..{hi[0]}")
     return (s.calib_batch, *opt[1:])
+
+
+def describe_precision(strong: bool, flags: list[str]) -> str:
+    """How a build is typed, in words: 'strongly typed' or 'weakly typed FP16+INT8+...' ('... FP32': no flags)."""
+    return "strongly typed" if strong else "weakly typed " + ("+".join(flags) or "FP32")
 
 
 def build_precision(s: BuildSettings, file_precision: str, trt_version: str,

@@ -18,7 +18,8 @@ from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 from runtime.log import logger
 from export.build_plan import (BuildSettings, OnnxInput, Profile, build_precision, calibration_shape,
-                               check_version_compatible, onnx_input, profile_shapes)
+                               check_version_compatible, describe_precision, fp32_node_count, onnx_input,
+                               profile_shapes)
 from runtime.trt_compat import PIN_FP32, network_flags, parser_error_text, require_tensorrt
 
 if TYPE_CHECKING:
@@ -48,8 +49,8 @@ def _parse(network: trt.INetworkDefinition, trt_logger: trt.ILogger, s: BuildSet
 def _pin_fp32_layers(network: trt.INetworkDefinition, fp32_nodes: int) -> int:
     """Weakly typed build of an FP16/INT8 file: kFP16 lets TensorRT run any layer in FP16, so every layer the
     file computes in FP32 (_computes_fp32: FP32_OPS such as the squeeze-excite ReduceMean, the heads' reshapes,
-    the whole tail with its TopKs, NMS and threshold comparisons) is asked to stay FP32, as a strongly typed build would keep it (Polygraphy --layer-precisions; honoured under
-    kPREFER_PRECISION_CONSTRAINTS). Casts, Q/DQ, constants and shape layers keep their own typing rules.
+    the whole tail with its TopKs, NMS and threshold comparisons) is asked to stay FP32, as a strongly typed
+    build would keep it (Polygraphy --layer-precisions; honoured under kPREFER_PRECISION_CONSTRAINTS). Casts, Q/DQ, constants and shape layers keep their own typing rules.
     ILayer.precision / ITensor.dtype / LayerType: pyGraph.cpp v8.6.1-v10.13.0 (setPrecision deprecated 10.12,
     where these files build strongly typed instead). Guard: the layers TensorRT types FP32 must be about as
     many as the file's FP32 nodes (one node may import as a few layers); far more means this TensorRT's
@@ -217,7 +218,11 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
         raise DeployError(f"TensorRT could not create a builder{messages.suffix() or ' (no usable GPU?)'}") from None
     network = builder.create_network(network_flags(trt, strong))   # flags per version: runtime/trt_compat.py
     _parse(network, trt_logger, s)
-    pinned = _pin_fp32_layers(network, inp.fp32_nodes) if PIN_FP32 in flags and precision in ("fp16", "int8") else 0
+    pinned = 0
+    if PIN_FP32 in flags and precision in ("fp16", "int8"):   # the file's FP16 typing to keep (not DLA's flag alone)
+        from export.onnx_io import read_onnx
+
+        pinned = _pin_fp32_layers(network, fp32_node_count(read_onnx(s.onnx, weights=False)))
     config = builder.create_builder_config()      # IBuilderConfig, 8.6-11.x (trtexec sampleEngines.cpp)
     _configure(builder, config, s, flags)
     cache = _timing_cache(config, s.timing_cache)
@@ -227,7 +232,7 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
     if "INT8" in flags and not inp.has_qdq:
         _legacy_int8(config, builder, inp, s, shapes, calibration)
     logger.info(f"building {s.engine.name} on {gpu} (sm {cc}), TensorRT {trt.__version__}, "
-                f"{'strongly typed' if strong else 'weakly typed ' + ('+'.join(flags) or 'FP32')} ...")
+                f"{describe_precision(strong, flags)} ...")
     t0 = time.perf_counter()
     plan = builder.build_serialized_network(network, config)   # None on failure (8.6-11.x Python API)
     if calibration is not None:

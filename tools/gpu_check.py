@@ -30,6 +30,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 NMS_KINDS = ("efficient", "onnx")
 BATCH_MODES = {"static": None, "dynamic": (1, 2, 4)}
 TIERS = "cuda or tensorrt"
+TIERS_TIMEOUT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
     """Build, compare with ONNX Runtime on the same file, time; any error is a FAIL with its message (a timing
     failure keeps the comparison's numbers)."""
     from effdet_deploy.benchmarking import bench_model
-    from export.build_plan import BuildSettings
+    from export.build_plan import BuildSettings, describe_precision
     from export.engine_build import engine_from_onnx
     from runtime.detector import Detector
     from runtime.engine_sidecar import read_sidecar
@@ -184,8 +185,7 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
                                                 detailed_profiling=True))
         build_s = time.perf_counter() - t0
         side = read_sidecar(engine)
-        built = "strongly typed" if side.get("strongly_typed") else "weakly typed " + (
-            "+".join(side.get("builder_flags") or []) or "FP32") + (
+        built = describe_precision(bool(side.get("strongly_typed")), list(side.get("builder_flags") or [])) + (
             f", {side['fp32_layers_pinned']} FP32 layers pinned" if side.get("fp32_layers_pinned") else "")
         with Detector(onnx) as ort, Detector(engine) as trt:
             parity = compare_detections(case.name, case.precision, ort.detect(images), trt.detect(images))
@@ -199,21 +199,21 @@ def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) ->
     if convs:
         row.numbers.update({"INT8 convs": float(int8_convs), "convs": float(convs)})
     if case.precision == "int8" and convs and not int8_convs:
-        row = Row(row.name, "FAIL", row.reasons + [f"no INT8 convolution among the engine's {convs}: the Q/DQ did "
-                                                   "not fuse (slower than the FP16 engine)"], row.numbers, built)
+        row.verdict = "FAIL"
+        row.reasons.append(f"no INT8 convolution among the engine's {convs}: the Q/DQ did not fuse (slower than "
+                           "the FP16 engine)")
     batch = 4 if case.batch_mode == "dynamic" else 1
     try:
         bench, _ = bench_model(str(engine), batch, warmup=10, iterations=iterations)
     except Exception as e:
-        return Row(row.name, "FAIL", row.reasons + [f"timing failed: {type(e).__name__}: {e}"], row.numbers, built)
+        row.verdict = "FAIL"
+        row.reasons.append(f"timing failed: {type(e).__name__}: {e}")
+        return row
     row.numbers.update({"batch": float(batch), "median ms": bench.total.median, "p99 ms": bench.total.p99,
                         "images/s": bench.throughput})
     if "gpu_compute" in bench.phases:          # the engine alone (CUDA events around enqueueV3)
         row.numbers["GPU compute ms"] = bench.phases["gpu_compute"].median
     return row
-
-
-TIERS_TIMEOUT_S = 3600
 
 
 def _layer_information(backend: object) -> tuple[str, list[str]]:
