@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 
 from export.build_plan import (BuildSettings, build_precision, calibration_shape, check_version_compatible,
-                               onnx_input, parse_shapes, profile_shapes)
+                               fp32_node_count, onnx_input, parse_shapes, profile_shapes)
 from export.engine_build import pins_plausibly, precision_flags
 from runtime.detector import Detector
 from runtime.engine_sidecar import check_engine, read_sidecar, write_sidecar
 from runtime.errors import DeployError
-from runtime.gpu import cuda_device_count
 from runtime.trt_compat import PIN_FP32 as PIN
-from runtime.trt_compat import (has_legacy_precision_flags, network_flags, precision_builder_flags,
-                                tensorrt_available, wants_strong_typing)
+from runtime.trt_compat import network_flags, precision_builder_flags, tensorrt_available, wants_strong_typing
+from trt_helpers import needs_trt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,8 +203,8 @@ def test_fp32_nodes_are_counted_from_the_files_own_types(tmp_path):
                                numpy_helper.from_array(np.array([5], np.int64), "k")])
     path = tmp_path / "mixed.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    assert onnx_input(path).fp32_nodes == 5          # ReduceMean, Mul, Flatten, TopK, Greater (not Relu, Casts)
-    assert onnx_input(_tiny_onnx(tmp_path / "q.onnx", qdq=True)).fp32_nodes == 1        # Relu; Q/DQ not counted
+    assert fp32_node_count(onnx.load(str(path))) == 5     # ReduceMean, Mul, Flatten, TopK, Greater (not Relu, Casts)
+    assert fp32_node_count(onnx.load(str(_tiny_onnx(tmp_path / "q.onnx", qdq=True)))) == 1   # Relu; Q/DQ not counted
 
 
 def test_pinning_is_skipped_when_tensorrt_types_do_not_follow_the_file():
@@ -299,10 +298,6 @@ def test_engine_without_tensorrt_is_one_clear_error(engine):
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "tensorrt" in out.stderr.lower()
 
 
-needs_trt = pytest.mark.skipif(not (tensorrt_available() and cuda_device_count()),
-                               reason="needs TensorRT and an NVIDIA GPU (not on this machine)")
-
-
 @pytest.mark.tensorrt
 @needs_trt
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
@@ -321,129 +316,6 @@ def test_engine_matches_onnx_runtime(tmp_path, precision):
     result = agreement(ref, got, score_threshold=0.3)
     print(f"TensorRT {precision} vs ORT: F1 {result.f1:.3f}, mean IoU {result.mean_iou:.3f}")
     assert result.f1 >= (0.98 if precision != "int8" else 0.9)
-
-
-class HostStaging:
-    """Stages batches in host memory (numpy) and returns their real address, as DeviceStaging does on a GPU."""
-
-    def __init__(self):
-        self.kept = []
-
-    def __call__(self, batch):
-        self.kept.append(batch)
-        return batch.ctypes.data
-
-
-def _feed(tmp_path, batches, shape=(2, 3, 4, 4), stage=None, cache_bytes=None):
-    from calibration.cache_file import CalibrationCache
-    from calibration.feeder import CalibrationFeed
-
-    cache = CalibrationCache(tmp_path / "c.cache")
-    if cache_bytes is not None:
-        cache.path.write_bytes(cache_bytes)
-    return CalibrationFeed(batches, shape, "images", stage or HostStaging(), cache, "float32")
-
-
-def test_calibration_feed_serves_exactly_the_shape_tensorrt_reads(tmp_path):
-    import ctypes
-
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    batches = [rng.random((2, 3, 4, 4)) for _ in range(2)]
-    feed = _feed(tmp_path, iter(batches))
-    assert feed.get_batch_size() == 2
-    for expected in batches:
-        (ptr,) = feed.get_batch(["images"])
-        got = np.frombuffer((ctypes.c_float * expected.size).from_address(ptr), np.float32).reshape(expected.shape)
-        np.testing.assert_array_equal(got, expected.astype(np.float32))
-    assert feed.get_batch(["images"]) is None and feed.kept is None   # the end: None, no error
-    feed.raise_kept()
-
-
-def test_calibration_feed_keeps_a_wrong_batch_and_reraises_it(tmp_path):
-    """A batch of 8 for a batch-1 input: TensorRT would read 1 image of every 8; a batch of 1 for OPT 4 would
-    be read past its end. Both stop calibration and surface after the build with the real message."""
-    import numpy as np
-
-    for served in ((8, 3, 4, 4), (1, 3, 4, 4)):
-        feed = _feed(tmp_path, [np.zeros(served)], shape=(4, 3, 4, 4) if served[0] == 1 else (1, 3, 4, 4))
-        assert feed.get_batch(["images"]) is None
-        assert feed.get_batch(["images"]) is None                       # stays stopped
-        with pytest.raises(DeployError, match=rf"shape \({served[0]}, 3, 4, 4\), but TensorRT reads"):
-            feed.raise_kept()
-
-
-def test_calibration_feed_keeps_errors_of_every_callback(tmp_path):
-    import numpy as np
-
-    def broken(batch):
-        raise MemoryError("cudaMallocHost failed")
-
-    feed = _feed(tmp_path, [np.zeros((2, 3, 4, 4))], stage=broken)
-    assert feed.get_batch(["images"]) is None
-    with pytest.raises(DeployError, match="INT8 calibration failed in get_batch: MemoryError: cudaMallocHost failed"):
-        feed.raise_kept()
-    feed = _feed(tmp_path, None, cache_bytes=b"")                       # an empty cache file
-    assert feed.read_cache() is None
-    with pytest.raises(DeployError, match="empty calibration cache"):
-        feed.raise_kept()
-    feed = _feed(tmp_path, [np.zeros((2, 3, 4, 4))])
-    assert feed.get_batch(["images", "other"]) is None                  # one address per name, or none
-    with pytest.raises(DeployError, match=r"\['images', 'other'\]"):
-        feed.raise_kept()
-    feed = _feed(tmp_path, [])
-    assert feed.get_batch(["images"]) is None
-    with pytest.raises(DeployError, match="no image batch at all"):
-        feed.raise_kept()
-
-
-def test_calibration_feed_writes_the_cache_atomically(tmp_path):
-    feed = _feed(tmp_path, None)
-    feed.write_cache(memoryview(b"TRT-8601-EntropyCalibration2\nimages: 3c010a14\n"))
-    assert feed.read_cache().startswith(b"TRT-8601") and feed.kept is None
-    feed.cache.path = tmp_path / "missing-dir-is-a-file"
-    feed.cache.path.write_text("x")
-    feed.cache.path = feed.cache.path / "c.cache"                       # parent is a file: write fails
-    feed.write_cache(b"data")
-    with pytest.raises(DeployError, match="write_calibration_cache"):
-        feed.raise_kept()
-
-
-def _installed_trt_has_legacy_int8() -> bool:
-    import tensorrt as trt
-
-    return has_legacy_precision_flags(trt.__version__)
-
-
-@pytest.mark.tensorrt
-@needs_trt
-def test_legacy_calibration_serves_every_image_then_replays_the_cache(tmp_path):
-    """FP32 file + --int8 --calib-dir: every image is served once in batches of what TensorRT reads, the
-    cache is written, and a second build replays it without images."""
-    from dataclasses import replace
-
-    if not _installed_trt_has_legacy_int8():
-        pytest.skip("TensorRT 11+ has no implicit INT8 calibration (test_legacy_int8.py checks the refusal)")
-
-    from calibration.legacy import calibration_from_images
-    from quantize_helpers import shapes_files
-
-    files = shapes_files(tmp_path)
-    s = BuildSettings(onnx=files["fp32"], engine=tmp_path / "legacy.engine", int8=True,
-                      calib_cache=tmp_path / "shapes.calib.cache", calib_dir=files["calib"], calib_images=16)
-    inp = onnx_input(s.onnx)
-    shape = calibration_shape(s, inp.dims, profile_shapes(s, inp.name, inp.dims, inp.meta))
-    with calibration_from_images(s.calib_cache, s.calib_dir, inp.meta, str(s.onnx), shape, inp.name,
-                                 s.calib_images, "entropy") as calibration:
-        from export.engine_build import engine_from_onnx
-        engine_from_onnx(s, calibration)
-        assert calibration.feed.feeder.served == 16 // shape[0] and calibration.feed.kept is None
-    assert s.calib_cache.read_bytes().startswith(b"TRT-")
-    replay = replace(s, calib_dir=None, engine=tmp_path / "replay.engine")
-    with calibration_from_images(replay.calib_cache, None, inp.meta, str(s.onnx), shape, inp.name, 0,
-                                 "entropy") as calibration:
-        assert engine_from_onnx(replay, calibration).is_file() and calibration.feed.feeder.served == 0
 
 
 def test_build_warns_what_the_lint_finds_for_the_installed_tensorrt(tmp_path, caplog):

@@ -1,6 +1,8 @@
 """Legacy implicit INT8 (`build --int8 --calib-cache/--calib-dir` on an FP32 file) without TensorRT:
 TensorRT 11 is refused with one line before the calibrator classes are touched (11.0 removed them), and
-the calibration feed serves the bytes of the file's own input type (uint8 files get uint8, not float32)."""
+the calibration feed serves the bytes of the file's own input type (uint8 files get uint8, not float32), in
+exactly the shape TensorRT reads, keeping every callback's error; on a GPU with TensorRT 8.6-10.x the
+`tensorrt` tier calibrates a real engine and replays its cache."""
 import sys
 import types
 
@@ -17,6 +19,8 @@ from runtime.image_io import read_image
 from runtime.letterbox import letterbox
 from runtime.model_info import ModelInfo
 from runtime.preprocess import prepare_batch
+from runtime.trt_compat import has_legacy_precision_flags
+from trt_helpers import needs_trt
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +98,14 @@ def test_calibrator_classes_are_made_only_where_tensorrt_has_them(tmp_path):
 
 
 class HostStaging:
-    """Keeps each served batch's bytes, as the device copy would hold them."""
+    """Stages batches in host memory and returns their real address, as DeviceStaging does on a GPU; keeps
+    each served batch (alive while its address is in use, and to check what TensorRT would read)."""
 
     def __init__(self):
         self.served = []
 
     def __call__(self, batch):
-        self.served.append((batch.dtype, batch.shape, batch.tobytes()))
+        self.served.append(batch)
         return batch.ctypes.data
 
 
@@ -121,8 +126,8 @@ def test_feed_serves_the_files_input_dtype(files, tmp_path, dtype):
     assert info.input_dtype == dtype and shape == (1, 3, 128, 128)
     expected = sorted(prepare_batch([letterbox(read_image(f), info.image_size, info.mean)[0]], info).tobytes()
                       for f in files["calib"].iterdir())
-    assert [(d, sh) for d, sh, _ in stage.served] == [(np.dtype(dtype), shape)] * 3
-    assert sorted(b for _, _, b in stage.served) == expected
+    assert [(b.dtype, b.shape) for b in stage.served] == [(np.dtype(dtype), shape)] * 3
+    assert sorted(b.tobytes() for b in stage.served) == expected
 
 
 def test_feed_refuses_a_batch_of_another_kind(tmp_path):
@@ -138,4 +143,116 @@ def test_feed_refuses_a_batch_of_another_kind(tmp_path):
         feed.raise_kept()
     feed = CalibrationFeed([np.ones((1, 3, 4, 4), np.float64)], (1, 3, 4, 4), "images", stage,
                            CalibrationCache(tmp_path / "c.cache"), "float32")
-    assert feed.get_batch(["images"]) is not None and stage.served[0][0] == np.float32
+    assert feed.get_batch(["images"]) is not None and stage.served[0].dtype == np.float32
+
+
+def _feed(tmp_path, batches, shape=(2, 3, 4, 4), stage=None, cache_bytes=None):
+    from calibration.cache_file import CalibrationCache
+    from calibration.feeder import CalibrationFeed
+
+    cache = CalibrationCache(tmp_path / "c.cache")
+    if cache_bytes is not None:
+        cache.path.write_bytes(cache_bytes)
+    return CalibrationFeed(batches, shape, "images", stage or HostStaging(), cache, "float32")
+
+
+def test_calibration_feed_serves_exactly_the_shape_tensorrt_reads(tmp_path):
+    import ctypes
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    batches = [rng.random((2, 3, 4, 4)) for _ in range(2)]
+    feed = _feed(tmp_path, iter(batches))
+    assert feed.get_batch_size() == 2
+    for expected in batches:
+        (ptr,) = feed.get_batch(["images"])
+        got = np.frombuffer((ctypes.c_float * expected.size).from_address(ptr), np.float32).reshape(expected.shape)
+        np.testing.assert_array_equal(got, expected.astype(np.float32))
+    assert feed.get_batch(["images"]) is None and feed.kept is None   # the end: None, no error
+    feed.raise_kept()
+
+
+def test_calibration_feed_keeps_a_wrong_batch_and_reraises_it(tmp_path):
+    """A batch of 8 for a batch-1 input: TensorRT would read 1 image of every 8; a batch of 1 for OPT 4 would
+    be read past its end. Both stop calibration and surface after the build with the real message."""
+    import numpy as np
+
+    for served in ((8, 3, 4, 4), (1, 3, 4, 4)):
+        feed = _feed(tmp_path, [np.zeros(served)], shape=(4, 3, 4, 4) if served[0] == 1 else (1, 3, 4, 4))
+        assert feed.get_batch(["images"]) is None
+        assert feed.get_batch(["images"]) is None                       # stays stopped
+        with pytest.raises(DeployError, match=rf"shape \({served[0]}, 3, 4, 4\), but TensorRT reads"):
+            feed.raise_kept()
+
+
+def test_calibration_feed_keeps_errors_of_every_callback(tmp_path):
+    import numpy as np
+
+    def broken(batch):
+        raise MemoryError("cudaMallocHost failed")
+
+    feed = _feed(tmp_path, [np.zeros((2, 3, 4, 4))], stage=broken)
+    assert feed.get_batch(["images"]) is None
+    with pytest.raises(DeployError, match="INT8 calibration failed in get_batch: MemoryError: cudaMallocHost failed"):
+        feed.raise_kept()
+    feed = _feed(tmp_path, None, cache_bytes=b"")                       # an empty cache file
+    assert feed.read_cache() is None
+    with pytest.raises(DeployError, match="empty calibration cache"):
+        feed.raise_kept()
+    feed = _feed(tmp_path, [np.zeros((2, 3, 4, 4))])
+    assert feed.get_batch(["images", "other"]) is None                  # one address per name, or none
+    with pytest.raises(DeployError, match=r"\['images', 'other'\]"):
+        feed.raise_kept()
+    feed = _feed(tmp_path, [])
+    assert feed.get_batch(["images"]) is None
+    with pytest.raises(DeployError, match="no image batch at all"):
+        feed.raise_kept()
+
+
+def test_calibration_feed_writes_the_cache_atomically(tmp_path):
+    feed = _feed(tmp_path, None)
+    feed.write_cache(memoryview(b"TRT-8601-EntropyCalibration2\nimages: 3c010a14\n"))
+    assert feed.read_cache().startswith(b"TRT-8601") and feed.kept is None
+    feed.cache.path = tmp_path / "missing-dir-is-a-file"
+    feed.cache.path.write_text("x")
+    feed.cache.path = feed.cache.path / "c.cache"                       # parent is a file: write fails
+    feed.write_cache(b"data")
+    with pytest.raises(DeployError, match="write_calibration_cache"):
+        feed.raise_kept()
+
+
+def _installed_trt_has_legacy_int8() -> bool:
+    import tensorrt as trt
+
+    return has_legacy_precision_flags(trt.__version__)
+
+
+@pytest.mark.tensorrt
+@needs_trt
+def test_legacy_calibration_serves_every_image_then_replays_the_cache(tmp_path):
+    """FP32 file + --int8 --calib-dir: every image is served once in batches of what TensorRT reads, the
+    cache is written, and a second build replays it without images."""
+    from dataclasses import replace
+
+    if not _installed_trt_has_legacy_int8():
+        pytest.skip("TensorRT 11+ has no implicit INT8 calibration (test_legacy_int8.py checks the refusal)")
+
+    from calibration.legacy import calibration_from_images
+    from quantize_helpers import shapes_files
+
+    files = shapes_files(tmp_path)
+    s = BuildSettings(onnx=files["fp32"], engine=tmp_path / "legacy.engine", int8=True,
+                      calib_cache=tmp_path / "shapes.calib.cache", calib_dir=files["calib"], calib_images=16)
+    inp = onnx_input(s.onnx)
+    shape = calibration_shape(s, inp.dims, profile_shapes(s, inp.name, inp.dims, inp.meta))
+    with calibration_from_images(s.calib_cache, s.calib_dir, inp.meta, str(s.onnx), shape, inp.name,
+                                 s.calib_images, "entropy") as calibration:
+        from export.engine_build import engine_from_onnx
+        engine_from_onnx(s, calibration)
+        assert calibration.feed.feeder.served == 16 // shape[0] and calibration.feed.kept is None
+    assert s.calib_cache.read_bytes().startswith(b"TRT-")
+    replay = replace(s, calib_dir=None, engine=tmp_path / "replay.engine")
+    with calibration_from_images(replay.calib_cache, None, inp.meta, str(s.onnx), shape, inp.name, 0,
+                                 "entropy") as calibration:
+        assert engine_from_onnx(replay, calibration).is_file() and calibration.feed.feeder.served == 0
