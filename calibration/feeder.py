@@ -123,7 +123,6 @@ def image_feed(cache: Path, calib_dir: Path | None, meta: dict[str, str], source
     runtime's preprocessing in batches of shape[0], served in the file's input dtype (its metadata's
     input_dtype, the type export gave the ONNX input and prepare_batch produces)."""
     info = ModelInfo.from_metadata(meta, source)
-    if calib_dir is None:
-        return CalibrationFeed(None, shape, input_name, stage, CalibrationCache(cache), info.input_dtype)
-    images = CalibrationImages(calib_dir, info, count, shape[0], input_name=input_name)
-    return CalibrationFeed(images.batches(), shape, input_name, stage, CalibrationCache(cache), info.input_dtype)
+    batches = None if calib_dir is None else CalibrationImages(calib_dir, info, count, shape[0],
+                                                               input_name=input_name).batches()
+    return CalibrationFeed(batches, shape, input_name, stage, CalibrationCache(cache), info.input_dtype)

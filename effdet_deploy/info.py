@@ -17,20 +17,21 @@ from runtime.errors import DeployError
 from runtime.model_info import ModelInfo
 
 Section = tuple[str, list[tuple[str, str]]]
-FILE_SUFFIXES = (".onnx", ".engine", ".plan", ".trt", ".pth", ".pt", ".ckpt")
 
 
 def describe(target: str, image_size: Any = None) -> list[Section]:
     """Sections describing a model name, .onnx, engine (.engine/.plan/.trt) or checkpoint (.pth/.pt/.ckpt)."""
+    from runtime.detector import SUFFIXES   # the file kinds the runtime opens, by suffix
+
     path = Path(target)
-    suffix = path.suffix.lower()
-    if image_size is not None and (suffix in FILE_SUFFIXES or path.exists()):
+    kind = SUFFIXES.get(path.suffix.lower())
+    if image_size is not None and (kind is not None or path.exists()):
         raise DeployError(f"{target}: --image-size applies to model names; a file records its own image size")
-    if suffix == ".onnx":
+    if kind == "onnxruntime":
         return describe_onnx(path)
-    if suffix in (".engine", ".plan", ".trt"):
+    if kind == "tensorrt":
         return describe_engine(path)
-    if suffix in (".pth", ".pt", ".ckpt"):
+    if kind == "torch":
         return describe_checkpoint(path)
     if path.exists():
         raise DeployError(f"{target}: not a model file this tool knows (.onnx, .engine/.plan/.trt, .pth/.pt/.ckpt)")

@@ -270,9 +270,9 @@ def _check_qdq(node: onnx.NodeProto, c: _Context) -> list[str]:
         if old_parser and scale.data_type != onnx.TensorProto.FLOAT:
             problems.append(f"{label}: {node.op_type} scale is {onnx.TensorProto.DataType.Name(scale.data_type)}; "
                             f"TensorRT {c.version}'s parser reads it as FLOAT ({c.rules.source})")
-    if scale is not None and numpy_helper.to_array(scale).size > 1 and not _rooted_at_constant(node.input[0], c):
-        problems.append(f"{label}: per-channel {node.op_type} of a tensor computed at run time; TensorRT quantizes "
-                        f"per channel only inputs rooted at a constant (weights) (NvInfer.h IDequantizeLayer)")
+        if values.size > 1 and not _rooted_at_constant(node.input[0], c):
+            problems.append(f"{label}: per-channel {node.op_type} of a tensor computed at run time; TensorRT "
+                            f"quantizes per channel only inputs rooted at a constant (weights) (NvInfer.h IDequantizeLayer)")
     if len(node.input) < 3 or not node.input[2]:
         if old_parser:
             problems.append(f"{label}: {node.op_type} without a zero point; TensorRT {c.version}'s parser needs all "

@@ -36,7 +36,7 @@ def write_sidecar(engine: Path, info: dict[str, Any]) -> Path:
 
 
 # What every reader of a sidecar relies on: the version to check, the contract of the ONNX the engine came
-# from (without it the runtime would assume default preprocessing/classes), and the size write_sidecar adds.
+# from (the runtime's preprocessing, classes and thresholds), and the size write_sidecar adds.
 REQUIRED_KEYS = ("tensorrt_version", "onnx_metadata", "engine_bytes")
 
 

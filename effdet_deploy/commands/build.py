@@ -104,7 +104,7 @@ def needs_calibrator(s: BuildSettings, has_qdq: bool) -> bool:
 
 
 def check_before_calibrating(s: BuildSettings, inp: OnnxInput, trt_version: str) -> None:
-    """The build's own precision checks (export/engine_build.py build_precision), run before the calibrator
+    """The build's own precision checks (export/build_plan.py build_precision), run before the calibrator
     is made and images are read: TensorRT 11 has no --int8 flag nor calibrator classes to make. Batches are
     served in the metadata's input_dtype (calibration/feeder.py image_feed), so it must be the graph's."""
     build_precision(s, inp.meta.get("precision", "fp32"), trt_version, inp.has_qdq)
