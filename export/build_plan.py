@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from runtime.errors import DeployError
 from runtime.model_info import DYNAMIC_BATCH, batch_profile
-from runtime.trt_compat import (PIN_FP32, has_legacy_precision_flags, precision_builder_flags,
-                                strong_typing_available, wants_strong_typing)
+from runtime.trt_compat import (PIN_FP32, STRONG_TYPING_FROM, has_legacy_precision_flags, precision_builder_flags,
+                                strong_typing_available, version_tuple, wants_strong_typing)
 
 if TYPE_CHECKING:
     import onnx
@@ -73,26 +73,46 @@ class OnnxInput:
 OWN_TYPE_OPS = frozenset({"Cast", "QuantizeLinear", "DequantizeLinear", "Constant", "Shape", "Identity"})
 
 
-def fp32_node_count(proto: onnx.ModelProto) -> int:
+def fp32_node_count(proto: onnx.ModelProto, tail_only: bool = False) -> int | None:
     """How many nodes compute in FP32 by the file's own types (ONNX type inference, so it is run only for the
     weakly typed FP16/INT8 builds that pin those layers: engine_build._pin_fp32_layers): nodes with at least one
     floating-point input or output and all of those float32, OWN_TYPE_OPS aside; integer and bool tensors do
     not count (TopK's indices, NonMaxSuppression's output, comparisons). In an FP16/INT8 file: the FP32_OPS
-    islands, the heads' reshapes and the whole tail (its TopKs, NMS and threshold comparisons included)."""
+    islands, the heads' reshapes and the whole tail (its TopKs, NMS and threshold comparisons included).
+    tail_only: only nodes of the tail (conv_free_nodes). None when ONNX cannot type the graph (foreign ops):
+    the build then cannot know what to pin, and refuses (check_pinnable)."""
     from onnx import TensorProto, shape_inference
 
     try:
         graph = shape_inference.infer_shapes(proto).graph
-    except Exception:             # a graph ONNX cannot type (foreign ops): nothing counted, nothing pinned
-        return 0
+    except Exception:             # a graph ONNX cannot type: nothing to compare TensorRT's types with
+        return None
     floats = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
     types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.output, *graph.input]}
     types.update({t.name: t.data_type for t in graph.initializer})
+    nodes = list(graph.node)
+    tail = conv_free_nodes([(n.op_type == "Conv", list(n.input), list(n.output)) for n in nodes]) if tail_only else None
     count = 0
-    for node in graph.node:
+    for i, node in enumerate(nodes):
         kinds = [types[t] for t in [*node.input, *node.output] if types.get(t) in floats]
-        count += node.op_type not in OWN_TYPE_OPS and bool(kinds) and all(k == TensorProto.FLOAT for k in kinds)
+        count += ((tail is None or i in tail) and node.op_type not in OWN_TYPE_OPS and bool(kinds)
+                  and all(k == TensorProto.FLOAT for k in kinds))
     return count
+
+
+def conv_free_nodes(nodes: Sequence[tuple[bool, Sequence[str], Sequence[str]]]) -> set[int]:
+    """Indices of the nodes from which no convolution can be reached (producer -> consumer), convolutions aside:
+    the post-processing tail, by calibration/graph_split.py's rule. One rule for ONNX nodes and for TensorRT's
+    layers (engine_build), so both sides pin the same part. nodes: (is a convolution, input names, output
+    names), in topological order (ONNX requires it; the parser adds layers node by node)."""
+    consumers: dict[str, list[int]] = {}
+    for i, (_, inputs, _) in enumerate(nodes):
+        for name in inputs:
+            consumers.setdefault(name, []).append(i)
+    reaches: dict[int, bool] = {}
+    for i in reversed(range(len(nodes))):
+        reaches[i] = any(nodes[j][0] or reaches.get(j, False) for out in nodes[i][2] for j in consumers.get(out, []))
+    return {i for i in range(len(nodes)) if not reaches[i] and not nodes[i][0]}
 
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -194,10 +214,11 @@ def build_precision(s: BuildSettings, file_precision: str, trt_version: str,
     if user and not has_legacy_precision_flags(trt_version):
         raise DeployError(f"TensorRT {trt_version} has no {named} builder flag{'s' * (len(user) > 1)} (removed in 11.0); "
                           "use an FP16 or INT8 ONNX (effdet-deploy quantize)")
-    if strong and user:
+    if strong and user:   # trtexec --stronglyTyped drops them with a warning (sampleOptions.cpp v10.0.0-v10.13.0)
         raise DeployError(f"{named} {'are weak-typing flags' if len(user) > 1 else 'is a weak-typing flag'}; this "
                           f"build is strongly typed (file precision {file_precision}, TensorRT {trt_version}): "
-                          "precision comes from the file (effdet-deploy quantize)")
+                          "precision comes from the file (effdet-deploy quantize); drop them")
+    check_dla_qdq(s, has_qdq, trt_version)
     if s.int8 and has_qdq and (s.calib_cache is not None or s.calib_dir is not None):
         raise DeployError(f"{s.onnx} is already quantized (Q/DQ): TensorRT uses its scales and no calibrator; "
                           "drop --calib-cache/--calib-dir")
@@ -224,3 +245,69 @@ def build_precision(s: BuildSettings, file_precision: str, trt_version: str,
     if PIN_FP32 in needed or s.dla_core is not None:
         flags.append(PIN_FP32)
     return False, flags
+
+
+def check_dla_qdq(s: BuildSettings, has_qdq: bool, trt_version: str) -> None:
+    """--dla-core with a Q/DQ file on 8.x is refused: TensorRT 8.x runs INT8 on DLA only with calibration
+    (dynamic ranges), not explicit quantization (8.x developer guide, Working with DLA)."""
+    if s.dla_core is not None and has_qdq and version_tuple(trt_version) < STRONG_TYPING_FROM:
+        raise DeployError(f"{s.onnx}: --dla-core with a Q/DQ (explicitly quantized) file: TensorRT {trt_version} "
+                          "runs no explicit quantization on DLA; drop --dla-core to build it for the GPU, or give "
+                          "DLA the FP32 file with --int8 --calib-cache (legacy calibration)")
+
+
+# The INT8 files' two forms, as `quantize --precision int8 --trt-version` writes them (metadata qdq_form):
+QDQ_FORM_TRT10 = "fp16-opset19"   # ModelOpt's native output: FP16 math and scales, built strongly typed (>= 10.0)
+QDQ_FORM_TRT86 = "fp32-opset17"   # FP32 math, Q/DQ at opset 17: weakly typed --int8 --fp16 on 8.6
+
+
+def check_min_tensorrt(s: BuildSettings, meta: dict[str, str], trt_version: str) -> None:
+    """A file whose metadata min_tensorrt is newer than this TensorRT is refused with the form to make instead
+    (the TensorRT >= 10.0 INT8 form on 8.6 would fail in the parser at opset 19, or build without its types)."""
+    needed = meta.get("min_tensorrt")
+    if not needed or version_tuple(trt_version) >= version_tuple(needed):
+        return
+    here = ".".join(map(str, version_tuple(trt_version)))
+    if meta.get("precision") == "int8":
+        form = f" (qdq_form {meta['qdq_form']})" if "qdq_form" in meta else ""
+        raise DeployError(f"{s.onnx}: this INT8 file is the form for TensorRT >= {needed}{form}; this is TensorRT "
+                          f"{trt_version}: write its form with effdet-deploy quantize --precision int8 "
+                          f"--trt-version {here}")
+    raise DeployError(f"{s.onnx}: needs TensorRT >= {needed} (metadata min_tensorrt); this is TensorRT {trt_version}: "
+                      f"re-export it for TensorRT {here} (effdet-deploy export --opset 17 parses on 8.6)")
+
+
+def form_advice(meta: dict[str, str], trt_version: str, strong: bool) -> str | None:
+    """One log line when a strongly typed build gets the TensorRT 8.6 INT8 form: it builds what the file says
+    (INT8 convolutions, everything else FP32), slower than the 10.0 form, whose other layers are FP16."""
+    if not strong or meta.get("qdq_form") != QDQ_FORM_TRT86:
+        return None
+    return (f"this is the TensorRT 8.6 INT8 form (qdq_form {QDQ_FORM_TRT86}): on TensorRT {trt_version} it builds "
+            "strongly typed with INT8 convolutions and FP32 everywhere else; the TensorRT >= 10.0 form "
+            "(effdet-deploy quantize --precision int8, the default --trt-version) runs the rest in FP16 and is faster")
+
+
+def pins_tail_only(meta: dict[str, str]) -> bool:
+    """Which layers a weakly typed build pins to FP32: in the 8.6 INT8 form (FP32 math, `trtexec --int8 --fp16`)
+    the tail only, so the FP16 flag speeds up the body; in FP16-typed files every layer the file types FP32."""
+    return meta.get("qdq_form") == QDQ_FORM_TRT86
+
+
+def check_pinnable(s: BuildSettings, fp32_layers: int, layers: int, fp32_nodes: int | None, trt_version: str) -> None:
+    """A weakly typed FP16/INT8 build lets TensorRT run any layer in FP16; the layers the file computes in FP32
+    must be pinned. Refused (never built unpinned) when the file's FP32 nodes cannot be counted, or when
+    TensorRT's FP32-typed layers do not fit them (pins_plausibly)."""
+    if fp32_nodes is not None and pins_plausibly(fp32_layers, fp32_nodes):
+        return
+    found = "ONNX cannot type the file" if fp32_nodes is None else f"the file has {fp32_nodes} FP32 nodes"
+    raise DeployError(f"{s.onnx}: a weakly typed build must pin the layers the file computes in FP32, but "
+                      f"TensorRT {trt_version} types {fp32_layers} of {layers} layers FP32 and {found}; refused "
+                      "rather than built with them free to run in FP16 (TensorRT >= 10.0 builds it strongly typed; "
+                      "on this TensorRT build the FP32 file)")
+
+
+def pins_plausibly(fp32_layers: int, fp32_nodes: int) -> bool:
+    """Whether TensorRT's FP32-typed layer count fits the file's FP32 node count (a node imports as up to a few
+    layers: Reshape/Transpose as shuffles, Resize with its shape math, TopK with a gather...); none at all
+    while the file has FP32 nodes means TensorRT's types do not follow the file either."""
+    return fp32_layers <= 3 * fp32_nodes + 20 and (fp32_layers > 0 or fp32_nodes == 0)

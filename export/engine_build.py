@@ -1,9 +1,9 @@
 """`engine_from_onnx`: ONNX -> serialized TensorRT engine + JSON sidecar, the trtexec way.
 
-Precision follows the file: FP16 and Q/DQ INT8 files build strongly typed on TensorRT >= 10.12 (and
-everything on 11), so the engine runs exactly the precision verified on CPU; on 8.6-10.11 they build weakly
-typed with the builder flags the file needs (FP16; INT8 for Q/DQ, no calibrator) and the layers the file
-computes in FP32 pinned there, the trtexec/Polygraphy way. Legacy implicit INT8 (`--int8 --calib-cache` on an
+Precision follows the file: FP16 and Q/DQ INT8 files build strongly typed on TensorRT >= 10.0 (and
+everything on 11), so the engine runs exactly the precision verified on CPU; on 8.6 they build weakly typed
+with the builder flags the file needs (FP16; INT8 for Q/DQ, no calibrator) and the layers the file computes
+in FP32 pinned there, the trtexec/Polygraphy way; a build that cannot pin them is refused. Legacy implicit INT8 (`--int8 --calib-cache` on an
 FP32 file) takes a calibrator from the caller (calibration/legacy.py): engine building sits below calibration
 and never imports it. What to build (settings, shapes, precision mode) is decided in export/build_plan.py.
 """
@@ -18,7 +18,8 @@ from runtime.atomic import write_atomic
 from runtime.errors import DeployError
 from runtime.log import logger
 from export.build_plan import (BuildSettings, OnnxInput, Profile, build_precision, calibration_shape,
-                               check_version_compatible, describe_precision, fp32_node_count, onnx_input,
+                               check_min_tensorrt, check_pinnable, check_version_compatible, conv_free_nodes,
+                               describe_precision, form_advice, fp32_node_count, onnx_input, pins_tail_only,
                                profile_shapes)
 from runtime.trt_compat import PIN_FP32, network_flags, parser_error_text, require_tensorrt
 
@@ -46,30 +47,40 @@ def _parse(network: trt.INetworkDefinition, trt_logger: trt.ILogger, s: BuildSet
         raise DeployError(f"{s.onnx}: TensorRT's ONNX parser failed: " + "; ".join(lines))
 
 
-def _pin_fp32_layers(network: trt.INetworkDefinition, fp32_nodes: int) -> int:
+def _pin_fp32_layers(network: trt.INetworkDefinition, s: BuildSettings, fp32_nodes: int | None,
+                     tail_only: bool) -> int:
     """Weakly typed build of an FP16/INT8 file: kFP16 lets TensorRT run any layer in FP16, so every layer the
     file computes in FP32 (_computes_fp32: FP32_OPS such as the squeeze-excite ReduceMean, the heads' reshapes,
-    the whole tail with its TopKs, NMS and threshold comparisons) is asked to stay FP32, as a strongly typed
-    build would keep it (Polygraphy --layer-precisions; honoured under kPREFER_PRECISION_CONSTRAINTS). Casts, Q/DQ, constants and shape layers keep their own typing rules.
-    ILayer.precision / ITensor.dtype / LayerType: pyGraph.cpp v8.6.1-v10.13.0 (setPrecision deprecated 10.12,
-    where these files build strongly typed instead). Guard: the layers TensorRT types FP32 must be about as
-    many as the file's FP32 nodes (one node may import as a few layers); far more means this TensorRT's
-    network types do not follow the file's FP16 typing, and pinning them would run the FP16 network in FP32,
-    so nothing is pinned and the log says why. Returns how many layers were pinned (recorded in the sidecar)."""
+    the whole tail with its TopKs, NMS and threshold comparisons; with tail_only the tail's alone) is asked to
+    stay FP32, as a strongly typed build would keep it (Polygraphy --layer-precisions; honoured under
+    kPREFER_PRECISION_CONSTRAINTS). Casts, Q/DQ, constants and shape layers keep their own typing rules.
+    ILayer.precision / ITensor.dtype / ITensor.name / LayerType: pyGraph.cpp v8.6.1-v10.13.0. build_plan.
+    check_pinnable refuses the build when TensorRT's FP32 layers do not fit the file's FP32 nodes. Returns how
+    many layers were pinned (recorded in the sidecar)."""
     import tensorrt as trt
 
     own_rules = {trt.LayerType.CONSTANT, trt.LayerType.SHAPE, trt.LayerType.CAST, trt.LayerType.IDENTITY,
                  trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE}
     layers = [network.get_layer(i) for i in range(network.num_layers)]
-    fp32 = [layer for layer in layers if layer.type not in own_rules and _computes_fp32(layer)]
-    if not pins_plausibly(len(fp32), fp32_nodes):
-        logger.warning(f"weakly typed: TensorRT types {len(fp32)} of {len(layers)} layers FP32 for a file with "
-                       f"{fp32_nodes} FP32 nodes; its types do not follow the file, so no layer is pinned")
-        return 0
+    scope = conv_free_nodes([_names(layer) for layer in layers]) if tail_only else set(range(len(layers)))
+    fp32 = [layer for i, layer in enumerate(layers)
+            if i in scope and layer.type not in own_rules and _computes_fp32(layer)]
+    check_pinnable(s, len(fp32), len(layers), fp32_nodes, trt.__version__)
     for layer in fp32:
         layer.precision = trt.float32
-    logger.info(f"weakly typed: {len(fp32)} layers the file computes in FP32 stay FP32 ({fp32_nodes} FP32 nodes)")
+    logger.info(f"weakly typed: {len(fp32)} layers the file computes in FP32 stay FP32 ({fp32_nodes} FP32 nodes"
+                f"{' in the tail' if tail_only else ''})")
     return len(fp32)
+
+
+def _names(layer: trt.ILayer) -> tuple[bool, list[str], list[str]]:
+    """(is a convolution, input tensor names, output tensor names): conv_free_nodes' view of a layer."""
+    import tensorrt as trt
+
+    inputs = [layer.get_input(j) for j in range(layer.num_inputs)]
+    outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
+    return (layer.type == trt.LayerType.CONVOLUTION, [t.name for t in inputs if t is not None],
+            [t.name for t in outputs if t is not None])
 
 
 def _computes_fp32(layer: trt.ILayer) -> bool:
@@ -82,12 +93,6 @@ def _computes_fp32(layer: trt.ILayer) -> bool:
     tensors += [layer.get_output(j) for j in range(layer.num_outputs)]
     kinds = [t.dtype for t in tensors if t is not None and t.dtype in (trt.float32, trt.float16)]
     return bool(kinds) and all(kind == trt.float32 for kind in kinds)
-
-
-def pins_plausibly(fp32_layers: int, fp32_nodes: int) -> bool:
-    """Whether TensorRT's FP32-typed layer count fits the file's FP32 node count (a node imports as up to a few
-    layers: Reshape/Transpose as shuffles, Resize with its shape math, TopK with a gather...)."""
-    return fp32_layers <= 3 * fp32_nodes + 20
 
 
 class PrecisionFlags(Protocol):
@@ -205,7 +210,11 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
     import tensorrt as trt
 
     precision = inp.meta.get("precision", "fp32")
+    check_min_tensorrt(s, inp.meta, trt.__version__)
     strong, flags = build_precision(s, precision, trt.__version__, inp.has_qdq)
+    advice = form_advice(inp.meta, trt.__version__, strong)
+    if advice:
+        logger.warning(f"{s.onnx.name}: {advice}")
     _warn_lint(s.onnx, trt.__version__)
     check_cuda_versions(trt.__version__)          # one line before cudaSetDevice's bare error (runtime does the same)
     gpu, cc = device_properties(0)
@@ -222,7 +231,8 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
     if PIN_FP32 in flags and precision in ("fp16", "int8"):   # the file's FP16 typing to keep (not DLA's flag alone)
         from export.onnx_io import read_onnx
 
-        pinned = _pin_fp32_layers(network, fp32_node_count(read_onnx(s.onnx, weights=False)))
+        tail_only = pins_tail_only(inp.meta)
+        pinned = _pin_fp32_layers(network, s, fp32_node_count(read_onnx(s.onnx, weights=False), tail_only), tail_only)
     config = builder.create_builder_config()      # IBuilderConfig, 8.6-11.x (trtexec sampleEngines.cpp)
     _configure(builder, config, s, flags)
     cache = _timing_cache(config, s.timing_cache)

@@ -1,10 +1,11 @@
 """TensorRT version differences, in one place. Everything else uses the name-based tensor API
 (`num_io_tensors`, `set_tensor_address`, `set_input_shape`, `execute_async_v3`), present from 8.5 on.
 
-- 8.6: networks need the EXPLICIT_BATCH flag; no STRONGLY_TYPED flag; parser errors have node() only.
-- 10.0-10.11: EXPLICIT_BATCH deprecated (always on); STRONGLY_TYPED exists; FP16/INT8 builder flags and
-  implicit INT8 calibrators still work (deprecated from 10.1 / 10.12).
-- 10.12+: precision belongs in the graph: strongly typed networks for FP16 and Q/DQ files.
+- 8.6: networks need the EXPLICIT_BATCH flag; no STRONGLY_TYPED flag; parser errors have node() only. FP16 and
+  Q/DQ files build weakly typed with the precision flags trtexec users pass, the file's FP32 layers pinned.
+- 10.0+: EXPLICIT_BATCH deprecated (always on); STRONGLY_TYPED exists, and FP16 and Q/DQ files build with it
+  (trtexec --stronglyTyped). The weak-typing precision flags and implicit INT8 calibrators still work for FP32
+  files (deprecated from 10.1 / 10.12).
 - 11.x: implicit INT8 calibrators and the weak-typing precision flags are gone; strongly typed only.
 """
 from __future__ import annotations
@@ -18,10 +19,13 @@ from runtime.errors import DeployError
 if TYPE_CHECKING:
     import tensorrt as trt_types
 
-# Strong typing exists from 10.0; FP16/Q/DQ files use it from 10.12, where the weak-typing precision flags
-# are deprecated (NvInfer.h v10.13.0 BuilderFlag::kFP16 "Deprecated in TensorRT 10.12. Superseded by strong
-# typing"). Below it they build weakly typed with the flags trtexec users pass, FP32 layers pinned.
-STRONG_TYPING_FROM = (10, 12)
+# Strong typing exists from 10.0 (NvInfer.h v10.0.0 NetworkDefinitionCreationFlag::kSTRONGLY_TYPED: "Every tensor
+# in the network has a data type defined in the network following only type inference rules"; trtexec
+# --stronglyTyped from samples/common/sampleOptions.cpp v10.0.0, which then disables --fp16/--int8). FP16 and Q/DQ
+# files build strongly typed from there, so the engine computes the types the file has, as verified on CPU
+# (ModelOpt's INT8 form, opset 19 with FP16 scales, is meant for exactly that build). 8.x has no strong typing:
+# weakly typed with the flags trtexec users pass (--fp16, --int8) and the file's FP32 layers pinned.
+STRONG_TYPING_FROM = (10, 0)
 LEGACY_PRECISION_UNTIL = (11, 0)
 TRT_INSTALL = "pip install 'efficientdet-deploy[trt-cu12]' (or [trt-cu13]; on Jetson TensorRT comes with JetPack)"
 
@@ -79,7 +83,7 @@ def network_flags(trt: TensorRTFlags, strongly_typed: bool) -> int:
 
 
 def wants_strong_typing(trt_version: str, precision: str) -> bool:
-    """FP16 and Q/DQ INT8 files build strongly typed from 10.12 (required from 11); FP32 too on 11."""
+    """FP16 and Q/DQ INT8 files build strongly typed from 10.0 (required from 11); FP32 files too on 11."""
     version = version_tuple(trt_version)
     if version >= LEGACY_PRECISION_UNTIL:
         return True

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from export.build_plan import (BuildSettings, build_precision, calibration_shape, check_version_compatible,
-                               fp32_node_count, onnx_input, parse_shapes, profile_shapes)
-from export.engine_build import pins_plausibly, precision_flags
+from export.build_plan import (BuildSettings, build_precision, calibration_shape, check_min_tensorrt, check_pinnable,
+                               check_version_compatible, conv_free_nodes, form_advice, fp32_node_count, onnx_input,
+                               parse_shapes, pins_plausibly, pins_tail_only, profile_shapes)
+from export.engine_build import precision_flags
 from runtime.detector import Detector
 from runtime.engine_sidecar import check_engine, read_sidecar, write_sidecar
 from runtime.errors import DeployError
@@ -100,16 +101,22 @@ def test_profile_shapes_are_checked_before_tensorrt_sees_them():
 @pytest.mark.parametrize("version, precision, qdq, flags, strong, legacy", [
     ("8.6.1", "fp32", False, {"fp16": True}, False, ["FP16"]),
     ("8.6.1", "fp16", False, {}, False, ["FP16", PIN]),      # FP16 file, weak typing: FP16 kernels need the flag,
-    ("10.8.0", "fp16", False, {}, False, ["FP16", PIN]),     # and the file's FP32 layers are pinned
+    ("8.6.1", "fp16", False, {"fp16": True}, False, ["FP16", PIN]),   # and the file's FP32 layers are pinned
     ("8.6.1", "int8", True, {}, False, ["FP16", "INT8", PIN]),   # Q/DQ on 8.6 (JetPack 6): INT8 flag, no calibrator
-    ("10.3.0", "int8", True, {"int8": True}, False, ["FP16", "INT8", PIN]),   # --int8 on Q/DQ: no --calib-cache
+    ("8.6.1", "int8", True, {"int8": True, "fp16": True}, False, ["FP16", "INT8", PIN]),   # trtexec --int8 --fp16
+    ("10.0.1", "fp16", False, {}, True, []),                 # strong typing from 10.0 (NvInfer.h v10.0.0)
+    ("10.3.0", "int8", True, {}, True, []),                  # JetPack 6.1/6.2
+    ("10.8.0", "fp16", False, {}, True, []),
+    ("10.3.0", "int8", True, {"int8": True, "strongly_typed": False}, False, ["FP16", "INT8", PIN]),   # asked for
     ("10.11.0", "fp32", True, {}, False, ["INT8"]),          # a foreign FP32 Q/DQ file
+    ("10.3.0", "fp32", False, {"fp16": True}, False, ["FP16"]),   # FP32 files stay weakly typed before 11
     ("10.13.0.35", "fp16", False, {}, True, []),
     ("10.13.0.35", "int8", True, {}, True, []),
     ("10.13.0.35", "int8", True, {"strongly_typed": False}, False, ["FP16", "INT8", PIN]),
     ("8.6.1", "fp32", False, {"dla_core": 0}, False, ["FP16", PIN]),     # trtexec: DLA runs FP16/INT8, not FP32
-    ("10.3.0", "fp16", False, {"dla_core": 1}, False, ["FP16", PIN]),
-    ("10.3.0", "int8", True, {"dla_core": 0}, False, ["FP16", "INT8", PIN]),
+    ("8.6.1", "fp16", False, {"dla_core": 1}, False, ["FP16", PIN]),
+    ("10.3.0", "fp16", False, {"dla_core": 1}, True, []),
+    ("10.3.0", "int8", True, {"dla_core": 0}, True, []),
     ("10.13.0.35", "fp16", False, {"dla_core": 0}, True, []),
     ("10.13.0.35", "fp32", False, {}, False, []),
     ("11.0.0", "fp32", False, {}, True, []),
@@ -122,6 +129,10 @@ def test_precision_mode(version, precision, qdq, flags, strong, legacy):
 def test_precision_mode_errors(tmp_path):
     with pytest.raises(DeployError, match="strongly typed"):
         build_precision(settings(fp16=True), "fp16", "10.13.0")
+    with pytest.raises(DeployError, match=r"--fp16/--int8 are weak-typing flags; this build is strongly typed .*10.3.0"):
+        build_precision(settings(fp16=True, int8=True), "int8", "10.3.0", True)   # the 8.6 command line on 10.3
+    with pytest.raises(DeployError, match=r"--dla-core with a Q/DQ .* TensorRT 8.6.1 runs no explicit quantization on DLA"):
+        build_precision(settings(dla_core=0), "int8", "8.6.1", True)
     with pytest.raises(DeployError, match="TensorRT 11.0.0 has no --fp16 builder flag .removed in 11.0."):
         build_precision(settings(fp16=True, strongly_typed=False), "fp32", "11.0.0")
     with pytest.raises(DeployError, match="--calib-cache"):
@@ -207,10 +218,75 @@ def test_fp32_nodes_are_counted_from_the_files_own_types(tmp_path):
     assert fp32_node_count(onnx.load(str(_tiny_onnx(tmp_path / "q.onnx", qdq=True)))) == 1   # Relu; Q/DQ not counted
 
 
-def test_pinning_is_skipped_when_tensorrt_types_do_not_follow_the_file():
-    """If a TensorRT version typed the FP16 file's layers FP32, pinning them would run it all in FP32."""
-    assert pins_plausibly(90, 67) and pins_plausibly(38, 38)
-    assert not pins_plausibly(600, 67) and not pins_plausibly(30, 0)
+def test_a_weak_build_that_cannot_pin_is_refused():
+    """If a TensorRT version typed the FP16 file's layers FP32, pinning them would run it all in FP32; pinning
+    nothing would run the tail in FP16: both refused with one line, never built unpinned."""
+    assert pins_plausibly(90, 67) and pins_plausibly(38, 38) and pins_plausibly(0, 0)
+    assert not pins_plausibly(600, 67) and not pins_plausibly(30, 0) and not pins_plausibly(0, 38)
+    check_pinnable(settings(), 90, 700, 67, "8.6.1")
+    with pytest.raises(DeployError, match=r"m.onnx: .*TensorRT 8.6.1 types 600 of 700 layers FP32 and the file has "
+                                          r"67 FP32 nodes; refused"):
+        check_pinnable(settings(), 600, 700, 67, "8.6.1")
+    with pytest.raises(DeployError, match="types 0 of 700 layers FP32 and the file has 38"):
+        check_pinnable(settings(), 0, 700, 38, "8.6.1")
+    with pytest.raises(DeployError, match="ONNX cannot type the file"):
+        check_pinnable(settings(), 40, 700, None, "8.6.1")
+
+
+def test_the_tail_is_what_reaches_no_convolution():
+    """One rule for ONNX nodes and TensorRT layers: (is a conv, inputs, outputs) in topological order."""
+    nodes = [(False, ["images"], ["x"]),          # 0 normalize: feeds conv 1
+             (True, ["x", "w"], ["c"]),           # 1 conv
+             (False, ["c"], ["r"]),               # 2 relu: feeds conv 3
+             (True, ["r", "w2"], ["h"]),          # 3 conv (head)
+             (False, ["h"], ["flat"]),            # 4 reshape: tail
+             (False, ["flat", "anchors"], ["boxes"]),   # 5 decode: tail
+             (False, ["r"], ["side"])]            # 6 a branch that ends without a conv: tail too
+    assert conv_free_nodes(nodes) == {4, 5, 6}
+    assert conv_free_nodes([]) == set()
+
+
+def test_the_86_int8_form_pins_its_tail_only(tmp_path):
+    """FP32 math with --int8 --fp16: pinning every FP32 node would pin the whole body; the tail stays FP32."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Mul", ["images", "k"], ["x"]),
+             helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Sigmoid", ["r"], ["out"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "w"),
+                               numpy_helper.from_array(np.array(2, np.float32), "k")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert fp32_node_count(model) == 4 and fp32_node_count(model, tail_only=True) == 2   # Relu, Sigmoid
+    assert pins_tail_only({"qdq_form": "fp32-opset17"}) and not pins_tail_only({"precision": "fp16"})
+    model.graph.node.append(helper.make_node("Unknown", ["out"], ["z"], domain="foreign"))
+    assert fp32_node_count(model) is None                 # untypable: check_pinnable refuses
+
+
+def test_files_for_a_newer_tensorrt_are_refused_with_the_form_to_use():
+    ten = {"precision": "int8", "min_tensorrt": "10.0", "qdq_form": "fp16-opset19"}
+    check_min_tensorrt(settings(), ten, "10.3.0")
+    with pytest.raises(DeployError, match=r"m.onnx: this INT8 file is the form for TensorRT >= 10.0 \(qdq_form "
+                                          r"fp16-opset19\); this is TensorRT 8.6.1: .*quantize --precision int8 "
+                                          r"--trt-version 8.6$"):
+        check_min_tensorrt(settings(), ten, "8.6.1")
+    check_min_tensorrt(settings(), {"precision": "int8", "min_tensorrt": "8.6"}, "8.6.1")
+    check_min_tensorrt(settings(), {"precision": "fp32"}, "8.6.1")          # not recorded: the parser decides
+    with pytest.raises(DeployError, match=r"needs TensorRT >= 10.0 .*export --opset 17"):
+        check_min_tensorrt(settings(), {"precision": "fp32", "min_tensorrt": "10.0"}, "8.6.1")
+
+
+def test_the_86_int8_form_on_10_is_built_strongly_typed_with_advice():
+    form86 = {"precision": "int8", "min_tensorrt": "8.6", "qdq_form": "fp32-opset17"}
+    assert build_precision(settings(), "int8", "10.3.0", True) == (True, [])
+    advice = form_advice(form86, "10.3.0", True)
+    assert advice and "INT8 convolutions and FP32 everywhere else" in advice and "quantize --precision int8" in advice
+    assert form_advice(form86, "8.6.1", False) is None
+    assert form_advice({**form86, "qdq_form": "fp16-opset19"}, "10.3.0", True) is None
 
 
 def test_version_compatible_refuses_a_plugin_file(tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from export.build_plan import (BuildSettings, OnnxInput, build_precision, calibration_shape, onnx_input,
-                               parse_shapes, profile_shapes)
+from export.build_plan import (BuildSettings, OnnxInput, build_precision, calibration_shape, check_min_tensorrt,
+                               onnx_input, parse_shapes, profile_shapes)
 from export.engine_build import engine_from_onnx
 from runtime.errors import DeployError
 from runtime.trt_compat import require_tensorrt
@@ -107,6 +107,7 @@ def check_before_calibrating(s: BuildSettings, inp: OnnxInput, trt_version: str)
     """The build's own precision checks (export/build_plan.py build_precision), run before the calibrator
     is made and images are read: TensorRT 11 has no --int8 flag nor calibrator classes to make. Batches are
     served in the metadata's input_dtype (calibration/feeder.py image_feed), so it must be the graph's."""
+    check_min_tensorrt(s, inp.meta, trt_version)
     build_precision(s, inp.meta.get("precision", "fp32"), trt_version, inp.has_qdq)
     stated = inp.meta.get("input_dtype", "float32")
     if stated != inp.dtype:
