@@ -80,15 +80,41 @@ def test_a_file_that_could_not_be_made_is_that_engine_s_fail():
     assert gpu_check._made(lambda: (_ for _ in ()).throw(OSError("disk full"))).endswith("OSError: disk full")
 
 
-def test_int8_convolutions_are_counted_from_the_engine_inspectors_json():
-    """The keys trtexec --exportLayerInfo / Polygraphy read (shape of TensorRT's sampleEditableTimingCache README)."""
-    import json
+def test_report_puts_fp16_and_int8_engine_time_side_by_side():
+    Row = gpu_check.Row
+    rows = [Row("fp16-pluginnms-static", "PASS", [], {"GPU compute ms": 2.0, "median ms": 5.0}),
+            Row("int8-pluginnms-static", "PASS", [], {"GPU compute ms": 1.5, "median ms": 4.5},
+                notes=["standalone Quantize: q_in"]),
+            Row("fp16-onnxnms-dynamic", "PASS", [], {"median ms": 8.0}),
+            Row("int8-onnxnms-dynamic", "FAIL", [], {"median ms": 10.0})]
+    text = gpu_check.report_markdown({"TensorRT": "10.3.0"}, rows, None)
+    assert "| pluginnms-static | GPU compute ms | 2 | 1.5 | 0.75 |" in text
+    assert "| onnxnms-dynamic | median ms | 8 | 10 | 1.25 |" in text        # no GPU compute on one side: whole call
+    assert "- int8-pluginnms-static: standalone Quantize: q_in" in text
 
-    def layer(kind, fmt):
-        return {"Name": kind, "LayerType": kind, "Inputs": [{"Name": "x", "Dimensions": [1, 8, 4, 4],
-                                                             "Format/Datatype": fmt}], "Outputs": []}
-    text = json.dumps({"Layers": [layer("CaskConvolution", "Int8 NC/32HW32"), layer("CaskConvolution",
-                                  "Half precision NC/8HW8"), layer("Reformat", "Int8 NC/32HW32"),
-                                  "a layer without detail"], "Bindings": ["images"]})
-    assert gpu_check.conv_precisions(text) == (1, 2)
-    assert gpu_check.conv_precisions("") == (0, 0) and gpu_check.conv_precisions("not json") == (0, 0)
+
+def test_a_case_this_tensorrt_cannot_build_is_skipped_not_failed():
+    """DLA + Q/DQ on 8.x: the build refuses it (export/build_plan.py check_dla_qdq), so the row says why and the
+    check can still pass."""
+    dla_int8 = gpu_check.DLA_CASES[1]
+    assert "runs no explicit quantization on DLA" in gpu_check.skip_reason(dla_int8, "8.6.2")
+    assert gpu_check.skip_reason(dla_int8, "10.3.0") is None and gpu_check.skip_reason(gpu_check.DLA_CASES[0], "8.6.2") is None
+    Row = gpu_check.Row
+    assert gpu_check.exit_code([Row("a", "PASS"), Row("int8-pluginnms-static-dla0", "SKIPPED", ["why"])]) == 0
+    assert "- x: SKIPPED: why" in gpu_check.report_markdown({}, [Row("x", "SKIPPED", ["why"])], None)
+
+
+def test_the_int8_file_is_made_in_the_form_for_the_installed_tensorrt():
+    from dataclasses import dataclass
+
+    @dataclass
+    class WithForm:
+        trt_version: str = "10.0"
+
+    @dataclass
+    class WithoutForm:
+        precision: str = "int8"
+
+    assert gpu_check.int8_form_settings(WithForm, "8.6.2.3") == {"trt_version": "8.6"}
+    assert gpu_check.int8_form_settings(WithForm, "10.13.0.35") == {"trt_version": "10.13"}
+    assert gpu_check.int8_form_settings(WithoutForm, "8.6.2") == {}

@@ -1,11 +1,13 @@
 """`make gpu-check`: what a user with TensorRT and an NVIDIA GPU runs to check this toolkit on their machine.
 
-Builds the 12 engines FP32 / FP16 / INT8 x plugin / ONNX NMS x static / dynamic batch of shapes_d0, runs each
-through `Detector`, compares it with the same ONNX file on ONNX Runtime (compare's numbers and limits:
-runtime/parity.py), times it (runtime/benchmark.py), runs the `cuda` and `tensorrt` pytest tiers, and writes
-gpu-check/report.md with the TensorRT, CUDA, driver and GPU versions and PASS / FAIL / INCONCLUSIVE per engine.
-Without TensorRT, cuda-python, a GPU or ModelOpt: one line saying what is missing, exit 2. Exit 1 on any FAIL, 3 on any
-INCONCLUSIVE (and no FAIL), 0 when everything passed.
+Builds the 12 engines FP32 / FP16 / INT8 x plugin / ONNX NMS x static / dynamic batch of shapes_d0 (the INT8 file
+in the form for the installed TensorRT), runs each through `Detector`, compares it with the same ONNX file on ONNX
+Runtime where one imports (compare's numbers and limits: runtime/parity.py), proves each INT8 engine's fusion from
+its layer information (tools/fusion_check.py), times it (runtime/benchmark.py), runs the `cuda` and `tensorrt`
+pytest tiers, and writes gpu-check/report.md with the TensorRT, CUDA, driver and GPU versions, PASS / FAIL /
+INCONCLUSIVE per engine and FP16 vs INT8 engine time side by side. Without TensorRT, cuda-python, a GPU or
+ModelOpt, or with CUDA versions that do not fit: one line saying what is missing, exit 2. Exit 1 on any FAIL, 3
+on any INCONCLUSIVE (and no FAIL), 0 when everything passed.
 
     python tools/gpu_check.py [--output gpu-check] [--images 16] [--iterations 50]
 """
@@ -13,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -25,12 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.errors import DeployError  # noqa: E402
+from tools.gpu_report import Row, exit_code, report_markdown, tiers_row  # noqa: E402,F401
 
 PRECISIONS = ("fp32", "fp16", "int8")
 NMS_KINDS = ("efficient", "onnx")
 BATCH_MODES = {"static": None, "dynamic": (1, 2, 4)}
 TIERS = "cuda or tensorrt"
 TIERS_TIMEOUT_S = 3600
+NO_ORT = "no ONNX Runtime imports here, so the engines are not compared with the ONNX preview (pip install onnxruntime)"
 
 
 @dataclass(frozen=True)
@@ -61,16 +64,6 @@ def all_cases(dla_cores: int) -> list[Case]:
     return CASES + (DLA_CASES if dla_cores > 0 else [])
 
 
-@dataclass
-class Row:
-    """One engine's line in the report."""
-    name: str
-    verdict: str                                  # PASS / FAIL / INCONCLUSIVE
-    reasons: list[str] = field(default_factory=list)
-    numbers: dict[str, float] = field(default_factory=dict)
-    built: str = "-"                              # how TensorRT built it (sidecar: strong typing, builder flags)
-
-
 def missing() -> str | None:
     """What this machine lacks for the check (None: TensorRT, cuda-python and a GPU are all there)."""
     from runtime.gpu import cuda_device_count
@@ -87,9 +80,35 @@ def missing() -> str | None:
         lacking.append(str(e))
     if cuda_device_count() == 0:
         lacking.append("no NVIDIA GPU visible to the driver (libcuda)")
+    elif not lacking:
+        lacking += cuda_versions_problem()
     if importlib.util.find_spec("modelopt") is None:
         lacking.append("the FP16/INT8 files need NVIDIA ModelOpt: pip install 'efficientdet-deploy[int8]'")
     return "; ".join(lacking) or None
+
+
+def cuda_versions_problem() -> list[str]:
+    """The designed one line when driver, cuda-python's CUDA runtime and TensorRT's CUDA do not fit, asked
+    before anything touches the device (cudaGetDeviceProperties would fail with a bare
+    cudaErrorInsufficientDriver)."""
+    from runtime.backends.tensorrt_backend import check_cuda_versions
+    from runtime.trt_compat import require_tensorrt
+
+    try:
+        check_cuda_versions(require_tensorrt())
+    except DeployError as e:
+        return [str(e)]
+    return []
+
+
+def onnxruntime_version() -> str | None:
+    """ONNX Runtime's version where one imports (any wheel: onnxruntime-gpu, onnxruntime, a Jetson build), else
+    None: then the engines are not compared with the ONNX preview, and the report says so."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
 
 
 def environment() -> dict[str, str]:
@@ -99,11 +118,10 @@ def environment() -> dict[str, str]:
     from runtime import cudart
     from runtime.trt_compat import cuda_text
 
-    import onnxruntime
-
     from runtime.gpu import driver_release
 
-    name, cc = cudart.device_properties(0)
+    name, cc = cudart.device_properties(0)       # main() ran missing(), CUDA versions included, before this
+    ort = onnxruntime_version()
     driver = driver_release()               # the kernel module's /proc file; none on Jetson: ask nvidia-smi
     if driver == "unknown":
         try:
@@ -113,7 +131,7 @@ def environment() -> dict[str, str]:
             driver = "unknown (no /proc/driver/nvidia/version, no nvidia-smi)"
     return {"TensorRT": trt.__version__, "CUDA runtime (cuda-python)": cuda_text(cudart.runtime_version()),
             "CUDA supported by the driver": cuda_text(cudart.driver_version()), "NVIDIA driver": driver,
-            "GPU": f"{name} (sm {cc})", "ONNX Runtime (the reference)": f"{onnxruntime.__version__} CPU",
+            "GPU": f"{name} (sm {cc})", "ONNX Runtime (the reference)": NO_ORT if ort is None else f"{ort} CPU",
             "Python": sys.version.split()[0]}
 
 
@@ -129,9 +147,10 @@ def dla_cores() -> int:
         return 0
 
 
-def make_onnx(out: Path, calib_images: int) -> dict[Case, Path | str]:
-    """The 12 ONNX files: shapes_d0 exported per NMS kind and batch mode, then FP16 and INT8 (Q/DQ) of each.
-    A file that fails is its error text instead of a path: its engine is a FAIL row, the others still run."""
+def make_onnx(out: Path, calib_images: int, trt_version: str) -> dict[Case, Path | str]:
+    """The 12 ONNX files: shapes_d0 exported per NMS kind and batch mode, then FP16 and INT8 (Q/DQ, in the form
+    for this TensorRT) of each. A file that fails is its error text instead of a path: its engine is a FAIL row,
+    the others still run."""
     from calibration.artifacts import QuantizeSettings, quantize_onnx
     from effdet.synthetic import write_dataset
     from export.onnx_export import export_onnx
@@ -140,6 +159,7 @@ def make_onnx(out: Path, calib_images: int) -> dict[Case, Path | str]:
     calib = out / "calibration-images"
     if not calib.is_dir():
         write_dataset(calib, calib_images, 2, progress=False)
+    form = int8_form_settings(QuantizeSettings, trt_version)
     files: dict[Case, Path | str] = {}
     for nms in NMS_KINDS:
         for mode, dynamic in BATCH_MODES.items():
@@ -154,8 +174,16 @@ def make_onnx(out: Path, calib_images: int) -> dict[Case, Path | str]:
             files[Case("fp16", nms, mode)] = _made(
                 lambda: quantize_onnx(QuantizeSettings(source, Path(f"{stem}.fp16.onnx"))))
             files[Case("int8", nms, mode)] = _made(lambda: quantize_onnx(QuantizeSettings(
-                source, Path(f"{stem}.int8.onnx"), precision="int8", calib_dir=calib, calib_images=calib_images)))
+                source, Path(f"{stem}.int8.onnx"), precision="int8", calib_dir=calib, calib_images=calib_images,
+                **form)))
     return files
+
+
+def int8_form_settings(settings_type: type, trt_version: str) -> dict[str, str]:
+    """quantize's --trt-version for this TensorRT (major.minor: 8.6 -> the FP32 opset-17 form, 10.x+ -> ModelOpt's
+    FP16 form), where QuantizeSettings has that field."""
+    names = {f.name for f in fields(settings_type)}
+    return {"trt_version": ".".join(trt_version.split(".")[:2])} if "trt_version" in names else {}
 
 
 def _made(make: Callable[[], Path]) -> Path | str:
@@ -166,54 +194,101 @@ def _made(make: Callable[[], Path]) -> Path | str:
         return f"making the ONNX file failed: {type(e).__name__}: {e}"
 
 
-def check_engine(case: Case, onnx: Path | str, images: list, iterations: int) -> Row:
-    """Build, compare with ONNX Runtime on the same file, time; any error is a FAIL with its message (a timing
-    failure keeps the comparison's numbers)."""
-    from effdet_deploy.benchmarking import bench_model
+def skip_reason(case: Case, trt_version: str) -> str | None:
+    """Why this TensorRT cannot build the case at all (the build refuses it: export/build_plan.py), else None."""
+    from export.build_plan import BuildSettings, check_dla_qdq
+
+    try:
+        check_dla_qdq(BuildSettings(onnx=Path(f"{case.name}.onnx"), engine=Path("-"), dla_core=case.dla_core),
+                      case.precision == "int8", trt_version)
+    except DeployError as e:
+        return str(e).split(": ", 1)[-1]
+    return None
+
+
+def check_engine(case: Case, onnx: Path | str, images: list, iterations: int, compare: bool = True) -> Row:
+    """Build, compare with ONNX Runtime on the same file (when `compare`), prove an INT8 engine's fusion, time;
+    any error is a FAIL with its message (a timing failure keeps the comparison's numbers)."""
+    if isinstance(onnx, str):
+        return Row(case.name, "FAIL", [onnx])
+    try:
+        row, engine, layer_json = _build_and_compare(case, onnx, images, compare)
+    except Exception as e:    # report it and go on with the other engines
+        return Row(case.name, "FAIL", [f"{type(e).__name__}: {e}"])
+    _judge_layers(row, case, onnx, layer_json)
+    _time(row, engine, 4 if case.batch_mode == "dynamic" else 1, iterations)
+    return row
+
+
+def _build_and_compare(case: Case, onnx: Path, images: list, compare: bool) -> tuple[Row, Path, str]:
+    """The engine built (with detailed profiling, for its layer information), run, compared where ORT imports."""
     from export.build_plan import BuildSettings, describe_precision
     from export.engine_build import engine_from_onnx
     from runtime.detector import Detector
     from runtime.engine_sidecar import read_sidecar
     from runtime.parity import compare_detections
 
-    if isinstance(onnx, str):
-        return Row(case.name, "FAIL", [onnx])
-    try:
-        t0 = time.perf_counter()
-        suffix = ".engine" if case.dla_core is None else f".dla{case.dla_core}.engine"
-        engine = engine_from_onnx(BuildSettings(onnx=onnx, engine=onnx.with_suffix(suffix), dla_core=case.dla_core,
-                                                detailed_profiling=True))
-        build_s = time.perf_counter() - t0
-        side = read_sidecar(engine)
-        built = describe_precision(bool(side.get("strongly_typed")), list(side.get("builder_flags") or [])) + (
-            f", {side['fp32_layers_pinned']} FP32 layers pinned" if side.get("fp32_layers_pinned") else "")
-        with Detector(onnx) as ort, Detector(engine) as trt:
-            parity = compare_detections(case.name, case.precision, ort.detect(images), trt.detect(images))
-            layers, inspected = _layer_information(trt.backend)
-    except Exception as e:    # report it and go on with the other engines
-        return Row(case.name, "FAIL", [f"{type(e).__name__}: {e}"])
-    int8_convs, convs = conv_precisions(layers)
-    row = Row(case.name, parity.verdict, parity.reasons() + inspected, {
+    t0 = time.perf_counter()
+    suffix = ".engine" if case.dla_core is None else f".dla{case.dla_core}.engine"
+    engine = engine_from_onnx(BuildSettings(onnx=onnx, engine=onnx.with_suffix(suffix), dla_core=case.dla_core,
+                                            detailed_profiling=True))
+    build_s = time.perf_counter() - t0
+    side = read_sidecar(engine)
+    built = describe_precision(bool(side.get("strongly_typed")), list(side.get("builder_flags") or [])) + (
+        f", {side['fp32_layers_pinned']} FP32 layers pinned" if side.get("fp32_layers_pinned") else "")
+    with Detector(engine) as trt:
+        detections = trt.detect(images)
+        layer_json, inspected = _layer_information(trt.backend)
+    if not compare:
+        return Row(case.name, "INCONCLUSIVE", [f"not compared: {NO_ORT}", *inspected], {"build s": build_s},
+                   built), engine, layer_json
+    with Detector(onnx) as ort:
+        parity = compare_detections(case.name, case.precision, ort.detect(images), detections)
+    return Row(case.name, parity.verdict, parity.reasons() + inspected, {
         "F1": parity.agreement.f1, "max box error px": parity.boxes.max_abs,
-        "max score error": parity.scores.max_abs, "build s": build_s}, built)
+        "max score error": parity.scores.max_abs, "build s": build_s}, built), engine, layer_json
+
+
+def _judge_layers(row: Row, case: Case, onnx: Path, layer_json: str) -> None:
+    """Convolution counts for every engine; for INT8 the fusion verdict (tools/fusion_check.py): a failure FAILs
+    the row, no layer detail leaves it at most INCONCLUSIVE, standalone layers are listed."""
+    from export.qdq_graph import file_qdq_of
+
+    from tools.fusion_check import engine_layers, fusion, is_conv, reads_int8
+
+    layers = engine_layers(layer_json)
+    convs = [layer for layer in layers if is_conv(layer)]
     if convs:
-        row.numbers.update({"INT8 convs": float(int8_convs), "convs": float(convs)})
-    if case.precision == "int8" and convs and not int8_convs:
+        row.numbers.update({"INT8 convs": float(sum(map(reads_int8, convs))), "convs": float(len(convs))})
+    if case.precision != "int8":
+        return
+    if not layers:
+        row.verdict = "FAIL" if row.verdict == "FAIL" else "INCONCLUSIVE"
+        row.reasons.append("INT8 fusion not proven: the engine's layer information has no detail")
+        return
+    verdict = fusion(layers, file_qdq_of(onnx))
+    row.numbers.update({"INT8 convs": float(verdict.int8_convs), "quantized convs": float(verdict.quantized_convs)})
+    row.numbers["standalone Q/DQ/Cast"] = float(len(verdict.standalone))
+    row.notes += [f"standalone {kind}: {name}" for kind, name in verdict.standalone]
+    if not verdict:
         row.verdict = "FAIL"
-        row.reasons.append(f"no INT8 convolution among the engine's {convs}: the Q/DQ did not fuse (slower than "
-                           "the FP16 engine)")
-    batch = 4 if case.batch_mode == "dynamic" else 1
+        row.reasons += list(verdict.failures)
+
+
+def _time(row: Row, engine: Path, batch: int, iterations: int) -> None:
+    """Median/p99 of the whole detect() call and the engine's own GPU compute (CUDA events around enqueueV3)."""
+    from effdet_deploy.benchmarking import bench_model
+
     try:
         bench, _ = bench_model(str(engine), batch, warmup=10, iterations=iterations)
     except Exception as e:
         row.verdict = "FAIL"
         row.reasons.append(f"timing failed: {type(e).__name__}: {e}")
-        return row
+        return
     row.numbers.update({"batch": float(batch), "median ms": bench.total.median, "p99 ms": bench.total.p99,
                         "images/s": bench.throughput})
-    if "gpu_compute" in bench.phases:          # the engine alone (CUDA events around enqueueV3)
+    if "gpu_compute" in bench.phases:
         row.numbers["GPU compute ms"] = bench.phases["gpu_compute"].median
-    return row
 
 
 def _layer_information(backend: object) -> tuple[str, list[str]]:
@@ -228,23 +303,6 @@ def _layer_information(backend: object) -> tuple[str, list[str]]:
         return "", [f"layer information unavailable ({type(e).__name__}: {e})"]
 
 
-def conv_precisions(layer_json: str) -> tuple[int, int]:
-    """(convolutions reading INT8, convolutions) from IEngineInspector's JSON of a detailed-profiling engine:
-    layers whose LayerType names a convolution, INT8 when their first input's Format/Datatype says Int8 (the
-    keys trtexec --exportLayerInfo and Polygraphy's inspect read). (0, 0) when the JSON has no such detail."""
-    import json
-
-    try:
-        layers = json.loads(layer_json).get("Layers", []) if layer_json else []
-    except (ValueError, AttributeError):
-        return 0, 0
-    convs = [layer for layer in layers if isinstance(layer, dict)
-             and "CONV" in str(layer.get("LayerType", "")).upper()]
-    int8 = [layer for layer in convs if layer.get("Inputs")
-            and "INT8" in str(layer["Inputs"][0].get("Format/Datatype", "")).upper()]
-    return len(int8), len(convs)
-
-
 def run_tiers() -> Row:
     """The `cuda` and `tensorrt` pytest tiers; nothing collected, or nothing passed (all skipped), is
     INCONCLUSIVE with pytest's skip reasons, not a pass; a hang past TIERS_TIMEOUT_S is a FAIL."""
@@ -255,52 +313,6 @@ def run_tiers() -> Row:
     except subprocess.TimeoutExpired:
         return Row(name, "FAIL", [f"did not finish in {TIERS_TIMEOUT_S} s"])
     return tiers_row(name, proc.returncode, proc.stdout)
-
-
-def tiers_row(name: str, returncode: int, stdout: str) -> Row:
-    """pytest's exit code and summary -> a Row: PASS needs exit 0 and at least one test passed."""
-    lines = stdout.strip().splitlines() or ["(no output)"]
-    passed = sum(int(n) for n in re.findall(r"(\d+) passed", lines[-1]))
-    if returncode not in (0, 5):
-        return Row(name, "FAIL", [lines[-1]])
-    if returncode == 0 and passed:
-        return Row(name, "PASS", [lines[-1]])
-    skips = [line.split("] ", 1)[-1] for line in lines if line.startswith("SKIPPED")][:5]
-    return Row(name, "INCONCLUSIVE", [f"no test passed: {lines[-1]}", *skips])
-
-
-def exit_code(rows: list[Row]) -> int:
-    """1 if anything failed, else 3 if anything (or everything: no rows) proved nothing, else 0."""
-    verdicts = {r.verdict for r in rows}
-    if "FAIL" in verdicts:
-        return 1
-    return 3 if not rows or "INCONCLUSIVE" in verdicts else 0
-
-
-NUMBER_COLUMNS = ("F1", "max box error px", "max score error", "batch", "median ms", "p99 ms", "GPU compute ms",
-                  "images/s", "INT8 convs", "convs", "build s")
-
-
-def report_markdown(env: dict[str, str], rows: list[Row], tiers: Row | None, planned: int = len(CASES)) -> str:
-    """gpu-check/report.md: versions, one table row per engine (how it was built, its numbers), the test tiers,
-    and why each non-PASS is so. Written after every engine: until the tiers ran, Overall is INCOMPLETE."""
-    lines = ["# effdet-deploy gpu-check", "", *[f"- {k}: {v}" for k, v in env.items()], "",
-             "Reference: the same ONNX file on ONNX Runtime; limits per precision from runtime/parity.py. "
-             "median/p99 ms: a whole detect() call (preprocessing, engine, post-processing); GPU compute ms: "
-             "the engine alone (CUDA events).", "",
-             "| engine | verdict | built | " + " | ".join(NUMBER_COLUMNS) + " |",
-             "|---|---|---|" + "---|" * len(NUMBER_COLUMNS)]
-    for r in rows:
-        cells = [f"{r.numbers[c]:.4g}" if c in r.numbers else "-" for c in NUMBER_COLUMNS]
-        lines.append(f"| {r.name} | {r.verdict} | {r.built} | " + " | ".join(cells) + " |")
-    done = rows + ([tiers] if tiers else [])
-    lines += ["", f"Test tiers ({tiers.name}): {tiers.verdict}: {'; '.join(tiers.reasons)}" if tiers
-              else f"Test tiers: not run yet ({len(rows)} of {planned} engines checked)", ""]
-    for r in done:
-        if r.verdict != "PASS":
-            lines.append(f"- {r.name}: {r.verdict}: {'; '.join(r.reasons) or 'no reason recorded'}")
-    overall = {0: "PASS", 1: "FAIL", 3: "INCONCLUSIVE"}[exit_code(done)] if tiers else "INCOMPLETE"
-    return "\n".join(lines + ["", f"Overall: {overall}", ""])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,12 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     cores = dla_cores()
     cases = all_cases(cores)
     env["DLA cores"] = str(cores)
-    print(f"gpu-check on {env['GPU']}, TensorRT {env['TensorRT']}: exporting the 12 ONNX files ...")
-    files = make_onnx(args.output, args.calib_images)
+    trt_version = env["TensorRT"]
+    print(f"gpu-check on {env['GPU']}, TensorRT {trt_version}: exporting the 12 ONNX files ...")
+    files = make_onnx(args.output, args.calib_images, trt_version)
     images = [render(11, i).image for i in range(args.images)]
+    compare = onnxruntime_version() is not None
     rows: list[Row] = []
     for case in cases:
-        rows.append(check_engine(case, files[case.onnx_case], images, args.iterations))
+        why_not = skip_reason(case, trt_version)
+        rows.append(Row(case.name, "SKIPPED", [why_not]) if why_not else
+                    check_engine(case, files[case.onnx_case], images, args.iterations, compare))
         print(f"  {case.name}: {rows[-1].verdict}")
         write_atomic(report, report_markdown(env, rows, None, len(cases)))   # what is known, if a later step dies
     tiers = run_tiers()
