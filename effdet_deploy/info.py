@@ -130,7 +130,7 @@ def describe_engine(path: Path) -> list[Section]:
     sidecar = read_sidecar(path)
     check_unchanged(path, sidecar, digest=True)
     keys = ("tensorrt_version", "gpu_name", "compute_capability", "precision", "strongly_typed", "builder_flags",
-            "fp32_layers_pinned", "shapes", "version_compatible", "hardware_compatible", "dla_core", "onnx",
+            "fp32_layers_pinned", "shapes", "version_compatible", "dla_core", "onnx",
             "engine_bytes")
     built = [(k.replace("_", " "), v if isinstance(v, str) else json.dumps(v)) for k, v in
              ((k, sidecar[k]) for k in keys if k in sidecar)]

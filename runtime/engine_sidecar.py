@@ -81,8 +81,9 @@ def check_engine(engine: Path, sidecar: Mapping[str, object], trt_version: str, 
     built = str(sidecar.get("tensorrt_version", "?"))
     compatible = bool(sidecar.get("version_compatible"))
     if built == "?" or not loads_engine(built, trt_version, compatible):
-        rule = ("version-compatible engines load on the same or a later TensorRT of the same major, and across "
-                "majors only 8 -> 10 and 10 -> 11" if compatible else "or build with --version-compatible")
+        rule = ("version-compatible engines load on the same or a later TensorRT release (patch included) of "
+                "the same major, and across majors only 8 -> 9, 8 -> 10, 9 -> 10 and 10 -> 11" if compatible
+                else "or build with --version-compatible")
         raise DeployError(f"{engine}: built with TensorRT {built}, this is TensorRT {trt_version}; "
                           f"rebuild it here (effdet-deploy build) {rule}")
     built_cc = str(sidecar.get("compute_capability", "?"))

@@ -155,17 +155,27 @@ def profile_batch_limits(static_shape: tuple[int, ...], profile: tuple[tuple[int
     return profile[0][0], profile[-1][0]
 
 
-# Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE, 8.6+) load on newer runtimes of the same
-# major, and across majors only as the TensorRT 11.4.1 support matrix ("Engine Portability") lists:
-# 8.x VC engines on a 10.x runtime and 10.x VC engines on an 11.x runtime; no other pair (not 8 -> 11).
+# Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE, 8.6+) load on the TensorRT that built them and on
+# later runtimes, never earlier ones, patch releases included (10.x developer guide, "Version Compatibility": "engines
+# that are compatible with later TensorRT versions"; "built with a version at least 8.6 ... the runtime must be 8.6
+# or higher"; 11.1 guide: a VC engine from 11.0 runs on "11.1 and later 11.x"). Across majors: "engines built with
+# TensorRT 8 work with TensorRT 9 and TensorRT 10 runtimes", TensorRT 9 engines with 10 (10.x guide), and 10 -> 11;
+# the TensorRT 11.4.1 support matrix ("Engine Portability") allows no other pair ("a TensorRT 8 engine cannot run
+# with a TensorRT 11 runtime").
 VERSION_COMPATIBLE_FROM = (8, 6)
-VERSION_COMPATIBLE_ACROSS_MAJORS = {(8, 10), (10, 11)}
+VERSION_COMPATIBLE_ACROSS_MAJORS = {(8, 9), (8, 10), (9, 10), (10, 11)}
+
+
+def release_tuple(version: str) -> tuple[int, int, int]:
+    """'10.13.3.9' -> (10, 13, 3): the release, build number aside."""
+    parts = (version.split(".") + ["0", "0"])[:3]
+    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def loads_version_compatible(built: str, runtime: str) -> bool:
     """Whether a runtime of version `runtime` deserializes a version-compatible engine built by `built`."""
-    b, r = version_tuple(built), version_tuple(runtime)
-    if b < VERSION_COMPATIBLE_FROM or r < b:
+    b, r = release_tuple(built), release_tuple(runtime)
+    if b[:2] < VERSION_COMPATIBLE_FROM or r < b:
         return False
     return b[0] == r[0] or (b[0], r[0]) in VERSION_COMPATIBLE_ACROSS_MAJORS
 

@@ -77,9 +77,10 @@ def test_info_of_an_engine_shows_its_sidecar(onnx_file, tmp_path):
     engine.write_bytes(b"not a real plan")
     meta = {p.key: p.value for p in onnx.load(str(onnx_file), load_external_data=False).metadata_props}
     write_sidecar(engine, {"tensorrt_version": "10.13.0.35", "gpu_name": "NVIDIA H100", "compute_capability": "9.0",
-                           "precision": "fp16", "onnx_metadata": meta})
+                           "precision": "fp16", "onnx_metadata": meta, "hardware_compatible": True})
     text = format_sections(describe(str(engine)))
     assert "10.13.0.35" in text and "NVIDIA H100" in text and "128x128" in text
+    assert "hardware" not in text          # the runtime ignores such a key (the GPU must match): info must not show it
     with pytest.raises(Exception, match="no m2.engine.json"):
         (tmp_path / "m2.engine").write_bytes(b"x")
         describe(str(tmp_path / "m2.engine"))

@@ -32,6 +32,10 @@ def engine(tmp_path):
     ("8.6.1", "10.3.0", True), ("8.6.1", "11.0.0", False),              # 8 -> 10 only, never 8 -> 11
     ("8.5.3", "8.6.1", False),                                          # VC exists from 8.6
     ("11.0.0", "11.1.0", True), ("11.1.0", "11.0.0", False), ("11.0.0", "10.13.0", False),
+    ("10.13.3.9", "10.13.0.35", False), ("10.13.0.35", "10.13.3.9", True),   # patch releases: never backwards
+    ("10.13.0.35", "10.13.0.36", True),                                  # the build number is not a release
+    ("8.6.1", "9.2.0", True), ("9.2.0", "10.3.0", True),                # 10.x guide: 8 -> 9, 8/9 -> 10
+    ("9.2.0", "11.0.0", False), ("9.3.0", "9.2.0", False),
 ])
 def test_version_compatible_cross_major_rule(built, runtime, loads):
     assert loads_version_compatible(built, runtime) is loads
@@ -48,6 +52,14 @@ def test_sidecar_check_lets_a_10_vc_engine_load_on_11(engine):
     check_engine(engine, side, "11.0.0.1", "NVIDIA H100", "9.0")
     with pytest.raises(DeployError, match=r"built with TensorRT 10.13.0.35, this is TensorRT 10.3.0.*8 -> 10"):
         check_engine(engine, side, "10.3.0", "NVIDIA H100", "9.0")
+
+
+def test_a_vc_engine_from_a_later_patch_release_is_refused(engine):
+    """10.13.3 -> 10.13.0 passed when only major.minor was compared."""
+    side = {**read_sidecar(engine), "tensorrt_version": "10.13.3.9"}
+    with pytest.raises(DeployError, match=r"built with TensorRT 10.13.3.9, this is TensorRT 10.13.0.35.*patch"):
+        check_engine(engine, side, "10.13.0.35", "NVIDIA H100", "9.0")
+    check_engine(engine, side, "10.14.1.48", "NVIDIA H100", "9.0")
 
 
 def test_hardware_compatible_key_is_not_trusted(engine):
