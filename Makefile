@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[export,int8,tools,test]' 'cuda-python>=12.6.2,<13'
+	$(PY) -m pip install -q -e '.[export,int8,tools,test]'
+	spec="$$($(PY) tools/cuda_python_spec.py)" && { test -z "$$spec" || $(PY) -m pip install -q "$$spec"; }
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,7 +24,8 @@ test: $(STAMP)
 
 # tensorrt-stubs is unpacked into build/stubs, not installed (see tools/prepare_trt_stubs.py); cuda.bindings
 # is typed by typings/. tools/typecheck.py: mypy, >= 97% typed expressions per TensorRT/CUDA module, misuse check.
-# cuda-python above: 12.x, the CUDA major of the default TensorRT extra [trt-cu12] (runs on R535+ drivers).
+# cuda-python above (tools/cuda_python_spec.py): the CUDA major of an installed TensorRT wheel ([trt-cu13] keeps
+# cuda-python 13), none over an existing cuda-python (JetPack), else 12.x, the major of the default [trt-cu12].
 TRT_STUBS := tensorrt-stubs==10.13.0.35.1
 
 typecheck: $(STAMP)
@@ -33,7 +35,8 @@ typecheck: $(STAMP)
 
 # Needs TensorRT + cuda-python of one CUDA major (pip install -e '.[trt-cu12]', or JetPack's TensorRT) and a GPU:
 # builds, compares and times the 12 shapes_d0 engines, runs the cuda/tensorrt test tiers, writes gpu-check/report.md.
-# Without them: one line naming what is missing, exit 2.
+# Without them: one line naming what is missing, exit 2. On Jetson (aarch64, no onnxruntime-gpu wheel on PyPI) the
+# [export] extra takes the CPU onnxruntime; engines are compared with ONNX Runtime only where one imports.
 gpu-check: $(STAMP)
 	$(PY) tools/gpu_check.py --output gpu-check
 

@@ -118,3 +118,31 @@ def test_the_int8_file_is_made_in_the_form_for_the_installed_tensorrt():
     assert gpu_check.int8_form_settings(WithForm, "8.6.2.3") == {"trt_version": "8.6"}
     assert gpu_check.int8_form_settings(WithForm, "10.13.0.35") == {"trt_version": "10.13"}
     assert gpu_check.int8_form_settings(WithoutForm, "8.6.2") == {}
+
+
+def test_setup_keeps_the_cuda_major_of_the_installed_tensorrt():
+    """`make` used to reinstall cuda-python 12 over a [trt-cu13] install (every gpu-check row then a false FAIL)."""
+    spec = importlib.util.spec_from_file_location("cuda_python_spec", ROOT / "tools" / "cuda_python_spec.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    want = module.cuda_python_requirement
+    assert want({"numpy": "2.1"}) == "cuda-python>=12.6.2,<13"                       # a fresh machine: as before
+    assert want({"tensorrt-cu13": "10.13.3.9", "cuda-python": "13.0.1"}) is None      # [trt-cu13] kept
+    assert want({"tensorrt_cu13": "10.13.3.9", "cuda-python": "12.9.0"}) == "cuda-python>=13,<14"
+    assert want({"tensorrt-cu12": "10.13.3.9"}) == "cuda-python>=12.6.2,<13"
+    assert want({"cuda-python": "12.6.2"}) is None and want({"cuda-python": "13.0.0"}) is None   # JetPack / user's
+
+
+def test_export_extra_needs_no_onnxruntime_gpu_on_aarch64():
+    """PyPI has no onnxruntime-gpu wheel for aarch64 (Jetson): the setup would stop before any check ran."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["export"]
+
+    def needed(machine):
+        env = {"platform_machine": machine, "extra": ""}
+        return {r.name for r in map(Requirement, extra) if r.marker is None or r.marker.evaluate(env)}
+    assert "onnxruntime-gpu" not in needed("aarch64") and "onnxruntime" in needed("aarch64")
+    assert "onnxruntime-gpu" in needed("x86_64") and "onnxruntime" not in needed("x86_64")
