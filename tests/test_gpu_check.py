@@ -105,19 +105,9 @@ def test_a_case_this_tensorrt_cannot_build_is_skipped_not_failed():
 
 
 def test_the_int8_file_is_made_in_the_form_for_the_installed_tensorrt():
-    from dataclasses import dataclass
-
-    @dataclass
-    class WithForm:
-        trt_version: str = "10.0"
-
-    @dataclass
-    class WithoutForm:
-        precision: str = "int8"
-
-    assert gpu_check.int8_form_settings(WithForm, "8.6.2.3") == {"trt_version": "8.6"}
-    assert gpu_check.int8_form_settings(WithForm, "10.13.0.35") == {"trt_version": "10.13"}
-    assert gpu_check.int8_form_settings(WithoutForm, "8.6.2") == {}
+    """8.6 gets the FP32 opset-17 form (the 10.0 form would be refused by the build), 10.x+ ModelOpt's."""
+    assert gpu_check.quantize_trt_version("8.6.2.3") == "8.6"
+    assert gpu_check.quantize_trt_version("10.13.0.35") == "10.13"
 
 
 def test_setup_keeps_the_cuda_major_of_the_installed_tensorrt():

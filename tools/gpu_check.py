@@ -18,7 +18,7 @@ import importlib.util
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -159,7 +159,7 @@ def make_onnx(out: Path, calib_images: int, trt_version: str) -> dict[Case, Path
     calib = out / "calibration-images"
     if not calib.is_dir():
         write_dataset(calib, calib_images, 2, progress=False)
-    form = int8_form_settings(QuantizeSettings, trt_version)
+    target = quantize_trt_version(trt_version)
     files: dict[Case, Path | str] = {}
     for nms in NMS_KINDS:
         for mode, dynamic in BATCH_MODES.items():
@@ -175,15 +175,16 @@ def make_onnx(out: Path, calib_images: int, trt_version: str) -> dict[Case, Path
                 lambda: quantize_onnx(QuantizeSettings(source, Path(f"{stem}.fp16.onnx"))))
             files[Case("int8", nms, mode)] = _made(lambda: quantize_onnx(QuantizeSettings(
                 source, Path(f"{stem}.int8.onnx"), precision="int8", calib_dir=calib, calib_images=calib_images,
-                **form)))
+                trt_version=target)))
     return files
 
 
-def int8_form_settings(settings_type: type, trt_version: str) -> dict[str, str]:
-    """quantize's --trt-version for this TensorRT (major.minor: 8.6 -> the FP32 opset-17 form, 10.x+ -> ModelOpt's
-    FP16 form), where QuantizeSettings has that field."""
-    names = {f.name for f in fields(settings_type)}
-    return {"trt_version": ".".join(trt_version.split(".")[:2])} if "trt_version" in names else {}
+def quantize_trt_version(trt_version: str) -> str:
+    """quantize's --trt-version for the installed TensorRT ('8.6.2.3' -> '8.6': the FP32 opset-17 INT8 form;
+    '10.3.0' -> '10.3': ModelOpt's FP16 form)."""
+    from runtime.trt_compat import version_tuple
+
+    return ".".join(map(str, version_tuple(trt_version)))
 
 
 def _made(make: Callable[[], Path]) -> Path | str:
