@@ -161,8 +161,10 @@ def _best_k(t: _Tail, final: str, logits: str, boxes: str, cls: str) -> None:
     those k_out scores only; zero past num_detections."""
     t.op("TopK", [final, "nms_k_out"], ["top", "top_j"], axis=1)                       # [B,K]
     valid = t.op("Greater", ["nms_top", t.const("neg_half", np.float32(-0.5))], "out_valid")
-    valid_i = t.op("Cast", [valid], "out_valid_i", to=TensorProto.INT32)
-    t.op("ReduceSum", [valid_i, "nms_axis1"], "num_detections", keepdims=1)
+    # counted in FP32 (exact to 2^24), then INT32: TensorRT 8.6 lists ReduceSum for FP32/FP16 only (operators.md)
+    valid_f = t.op("Cast", [valid], "out_valid_f", to=TensorProto.FLOAT)
+    count = t.op("ReduceSum", [valid_f, "nms_axis1"], "out_count", keepdims=1)
+    t.op("Cast", [count], "num_detections", to=TensorProto.INT32)
     zero_f, zero_i = t.const("zero_f", np.float32(0.0)), t.const("zero_i", np.int32(0))
     top_score = t.op("Sigmoid", [t.op("GatherElements", [logits, "nms_top_j"], "top_logits", axis=1)], "top_score")
     t.op("Where", [valid, top_score, zero_f], "detection_scores")
