@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "triton": ("triton", "Triton model repository for an ONNX file or engine"),
     "pipeline": ("pipeline", "export + FP16/INT8 + engines + compare + bench + eval -> report.md"),
     "info": ("info", "what a model name or file is: contract, NMS, precision, TensorRT parsers, params/FLOPs"),
+    "lint": ("lint", "TensorRT parser + Q/DQ fusion preconditions of an ONNX file for a TensorRT version"),
     "synth": ("synth", "write a synthetic shapes dataset (images + COCO annotations)"),
     "train": ("train", "train an EfficientDet on synthetic shapes (CPU-practical)"),
 }

@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import TensorProto, helper
 from PIL import Image
 
 from effdet import create_model
@@ -55,6 +57,22 @@ def test_infer_unknown_device(tmp_path):
 
 def test_lint_on_a_file_that_is_not_onnx():
     one_line_error(run("README.md", module="export.lint"), "README.md: not a readable ONNX file")
+    one_line_error(run("lint", "README.md"), "effdet-deploy lint: error: README.md: not a readable ONNX file")
+    one_line_error(run("lint", "missing.onnx"), "missing.onnx: file not found")
+
+
+def test_lint_version_errors_name_their_source(tmp_path):
+    """An unknown --trt-version names the flag; an unreadable min_tensorrt in the file names the metadata."""
+    path = tmp_path / "m.onnx"
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                                                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, path)
+    one_line_error(run("lint", path, "--trt-version", "7.2"), "--trt-version: TensorRT 7.2 is older than")
+    helper.set_model_props(model, {"min_tensorrt": "ten"})
+    onnx.save(model, path)
+    one_line_error(run("lint", path), "m.onnx: metadata min_tensorrt: TensorRT version 'ten' is not MAJOR.MINOR")
 
 
 def test_detect_accepts_pil_images():
@@ -146,7 +164,8 @@ def test_quantize_refuses_to_overwrite_its_input_and_keeps_an_old_log(tmp_path):
         assert (tmp_path / "q.log").read_text() == "the earlier run's log"
 
 
-@pytest.mark.parametrize("command", [("build", "--onnx"), ("info",), ("quantize", "--precision", "fp16", "--onnx")])
+@pytest.mark.parametrize("command", [("build", "--onnx"), ("info",), ("lint",),
+                                     ("quantize", "--precision", "fp16", "--onnx")])
 def test_an_empty_onnx_file_and_a_folder_named_onnx(tmp_path, command):
     """An empty file parses as an empty ModelProto (build raised IndexError); a folder was 'file not found'."""
     (tmp_path / "empty.onnx").write_bytes(b"")

@@ -82,3 +82,12 @@ def test_a_closed_stdout_pipe_is_no_traceback():
     proc.stdout.close()                      # before the child has written anything: its writes fail
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1 and err == "", err
+
+
+def test_lint_is_a_command_with_the_files_version_as_default(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    parser = build_parser()
+    assert "lint" in parser.format_help()
+    subparsers = next(a for a in parser._actions if hasattr(a, "choices") and isinstance(a.choices, dict)).choices
+    lint_help = subparsers["lint"].format_help()
+    assert "FILE" in lint_help and "(default: the file's min_tensorrt metadata, else 8.6)" in lint_help

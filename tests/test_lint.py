@@ -209,3 +209,106 @@ def test_cast_to_float64_is_named():
     model = graph_model([helper.make_node("Cast", ["x"], ["y"], name="c", to=TensorProto.DOUBLE)], [vi("x", [2])],
                         [vi("y", [2], TensorProto.DOUBLE)])
     assert lint(model) == ["node 'c' (Cast): casts to float64", "tensor 'y': dtype float64 not supported"]
+
+
+def reduce_sum(dtype, opset=17):
+    return graph_model([helper.make_node("ReduceSum", ["x", "a"], ["y"], name="rs", keepdims=1)],
+                       [vi("x", [1, 8], dtype)], [vi("y", [1, 1], dtype)], [const("a", np.int64([1]))], opset=opset)
+
+
+def test_op_dtypes_per_parser_version():
+    """onnx-tensorrt 8.6-GA docs/operators.md lists ReduceSum for FP32/FP16 only; 10.x adds INT32/INT64."""
+    problems = lint(reduce_sum(TensorProto.INT32), "8.6")
+    assert len(problems) == 1 and "INT32 is not among TensorRT 8.6's supported types for ReduceSum" in problems[0]
+    assert "release/8.6-GA docs/operators.md" in problems[0]
+    assert lint(reduce_sum(TensorProto.FLOAT), "8.6") == [] and lint(reduce_sum(TensorProto.INT32), "10.0") == []
+    div = graph_model([helper.make_node("Div", ["a", "b"], ["c"], name="d")],          # 8.6 casts INT64 to INT32
+                      [vi("a", [2], TensorProto.INT64), vi("b", [2], TensorProto.INT64)],
+                      [vi("c", [2], TensorProto.INT64)])
+    assert lint(div, "8.6") == []
+    fill = graph_model([helper.make_node("ConstantOfShape", ["s"], ["y"], name="fill",
+                                         value=numpy_helper.from_array(np.float16([1])))],
+                       [], [vi("y", [2], TensorProto.FLOAT16)], [const("s", np.int64([2]))])
+    assert "FP16 is not among TensorRT 10.0's supported types for ConstantOfShape" in lint(fill, "10.0")[0]
+    assert lint(fill, "10.15") == []                                    # 10.1-GA's table adds FP16
+    assert all("operators.md" in r.op_dtypes.source for r in PARSER_RULES)
+
+
+def qdq_conv(between=(), op="Conv", axis=0, scale=np.float32, opset=17, cast_before_q=False, meta=None):
+    """x -> [Cast] -> Q -> DQ -> [between...] -> Conv, weights -> Q -> DQ(axis, per channel) -> Conv (all FP32
+    unless `scale` is float16, then x, weights and scales are FP16: ModelOpt's opset-19 form)."""
+    elem, fdt = (TensorProto.FLOAT16, np.float16) if scale == np.float16 else (TensorProto.FLOAT, np.float32)
+    w_shape = [3, 2, 1, 1] if op == "Conv" else [2, 3, 1, 1]           # Conv [K,C,R,S]; ConvTranspose [C,K,R,S]
+    channels = w_shape[axis] if axis is not None else 3
+    nodes = [helper.make_node("Cast", ["x0"], ["x"], name="cast_in", to=elem)] if cast_before_q else []
+    nodes += [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
+              helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["t0"], name="dq")]
+    for i, kind in enumerate(between):
+        extra = {"to": elem} if kind == "Cast" else {}
+        nodes.append(helper.make_node(kind, [f"t{i}"], [f"t{i + 1}"], name=f"mid{i}", **extra))
+    axis_attr = {} if axis is None else {"axis": axis}
+    nodes += [helper.make_node("QuantizeLinear", ["w", "ws", "wz"], ["wq"], name="wq", **axis_attr),
+              helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], name="wdq", **axis_attr),
+              helper.make_node(op, [f"t{len(between)}", "wd"], ["y"], name="conv")]
+    inits = [const("s", scale(0.1)), const("z", np.int8(0)), const("w", np.ones(w_shape, fdt)),
+             const("ws", np.full(channels, 0.01, scale)), const("wz", np.zeros(channels, np.int8))]
+    x_in = vi("x0" if cast_before_q else "x", [1, 2, 4, 4], TensorProto.FLOAT if cast_before_q else elem)
+    return graph_model(nodes, [x_in], [vi("y", [1, 3, 4, 4], elem)], inits, opset=opset, meta=meta)
+
+
+def test_dq_feeds_the_quantized_layer_directly():
+    assert lint(qdq_conv()) == []
+    for between in (("Cast",), ("Identity",), ("Cast", "Identity")):
+        problems = lint(qdq_conv(between))
+        assert len(problems) == 1, problems
+        assert f"node 'dq' (DequantizeLinear) -> {' -> '.join(between)} -> Conv 'conv'" in problems[0]
+        assert "for a DQ feeding the layer directly" in problems[0]
+
+
+def test_no_cast_next_to_a_qdq():
+    problems = lint(qdq_conv(cast_before_q=True))
+    assert len(problems) == 1 and "node 'cast_in' (Cast) -> QuantizeLinear 'q': a Cast next to a Q/DQ" in problems[0]
+    tail = qdq_conv()
+    tail.graph.node.append(helper.make_node("Cast", ["y"], ["y16"], name="c_out", to=TensorProto.FLOAT16))
+    tail.graph.node.insert(2, helper.make_node("Cast", ["t0"], ["t0h"], name="c_dq", to=TensorProto.FLOAT16))
+    tail.graph.output.append(vi("t0h", [1, 2, 4, 4], TensorProto.FLOAT16))
+    problems = lint(tail)                                        # DQ -> Cast to a graph output; Conv -> Cast is fine
+    assert len(problems) == 1 and "node 'dq' (DequantizeLinear) -> Cast 'c_dq': a Cast next to a Q/DQ" in problems[0]
+
+
+def test_conv_weights_per_output_channel():
+    """Conv weights [K,C,R,S] on axis 0, ConvTranspose [C,K,R,S] on axis 1; no axis: ONNX reads 1, TensorRT 0."""
+    assert lint(qdq_conv(axis=0)) == [] and lint(qdq_conv(op="ConvTranspose", axis=1)) == []
+    for op, axis, want in (("Conv", 1, 0), ("ConvTranspose", 0, 1)):
+        problems = lint(qdq_conv(op=op, axis=axis))
+        assert len(problems) == 2 and all(f"on axis {axis}; TensorRT quantizes {op} weights per output channel, "
+                                          f"axis {want}" in p for p in problems), problems
+    problems = lint(qdq_conv(axis=None))
+    assert any("'wdq' (DequantizeLinear): per-channel DequantizeLinear without an axis attribute" in p
+               for p in problems)
+
+
+def test_fp16_scales_need_opset_19_and_tensorrt_10():
+    modelopt = qdq_conv(scale=np.float16, opset=19, meta={"min_tensorrt": "10.0"})    # ModelOpt's native INT8 form
+    assert lint(modelopt) == [] and lint(modelopt, "10.3") == [] and lint(modelopt, "11.0") == []
+    on_86 = lint(modelopt, "8.6")
+    assert "opset 19 is above TensorRT 8.6's parser range (<= 17" in on_86[0]
+    assert any("scale is FLOAT16; TensorRT 8.6's parser reads it as FLOAT" in p for p in on_86)
+    early = lint(qdq_conv(scale=np.float16, opset=17), "10.0")
+    assert early and all("scale is FLOAT16 at opset 17; non-FLOAT scales need opset >= 19" in p for p in early)
+
+
+def test_lint_command_exit_codes_and_default_version(tmp_path):
+    """effdet-deploy lint: 0 clean, 1 with one line per finding then a summary; the target is the file's
+    min_tensorrt unless --trt-version says otherwise."""
+    path = tmp_path / "q.onnx"
+    onnx.save(qdq_conv(scale=np.float16, opset=19, meta={"min_tensorrt": "10.0"}), path)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "effdet_deploy", "lint", str(path), *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    clean, old = cli(), cli("--trt-version", "8.6")
+    assert clean.returncode == 0 and clean.stdout.strip() == f"{path}: TensorRT 10.0: OK" and clean.stderr == ""
+    lines = old.stdout.strip().splitlines()
+    assert old.returncode == 1 and lines[-1] == f"{path}: TensorRT 8.6: {len(lines) - 1} problem(s)"
+    assert len(lines) > 2 and all(line.startswith(f"{path}: node '") or "opset 19" in line for line in lines[:-1])
