@@ -1,4 +1,5 @@
-"""Opening an ONNX file in ONNX Runtime: providers, threads, the plugin stand-in, metadata.
+"""Opening an ONNX file in ONNX Runtime: providers, threads, the plugin stand-in, metadata, and the FP16 Q/DQ
+twin (runtime/qdq_twin.py) for the INT8 file of TensorRT >= 10.0 on ONNX Runtime versions that need it.
 
 Only a file that contains TensorRT's EfficientNMS_TRT node needs the CPU stand-in (onnxruntime-extensions),
 so an edge install of the base package + onnxruntime-gpu opens every other file. ONNX Runtime's own
@@ -14,6 +15,7 @@ from typing import Any, Dict, Tuple, Union
 
 from runtime.errors import DeployError
 from runtime.log import logger
+from runtime.qdq_twin import file_needs_twin, twin_bytes
 from runtime.trt_compat import version_tuple
 
 Provider = Union[str, Tuple[str, Dict[str, Any]]]   # a name, or (name, provider options) as InferenceSession takes
@@ -56,11 +58,18 @@ def create_session(source: str | Path | bytes, providers: list[Provider] | None 
         options.register_custom_ops_library(_plugin_library(name))
     wanted = providers or ["CPUExecutionProvider"]
     disabled = cpu_disabled_optimizers(ort.__version__) if wanted == ["CPUExecutionProvider"] else []
-    try:
-        session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options, providers=wanted,
-                                       disabled_optimizers=disabled)
-    except Exception as e:  # onnxruntime raises its own exception types
-        raise DeployError(f"{name}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})") from None
+    def open_session(payload: str | bytes) -> Any:
+        try:
+            return ort.InferenceSession(payload, options, providers=wanted, disabled_optimizers=disabled)
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise DeployError(f"{name}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})") from None
+
+    session = open_session(source if isinstance(source, bytes) else str(source))
+    if file_needs_twin(metadata(session), ort.__version__):
+        serialized = source if isinstance(source, bytes) else Path(source).read_bytes()
+        session = open_session(twin_bytes(serialized))
+        logger.debug("%s: FP16 QuantizeLinear runs through its FP32 twin on ONNX Runtime %s (runtime/qdq_twin.py)",
+                     name, ort.__version__)
     missing = [p for p in (w if isinstance(w, str) else w[0] for w in wanted) if p not in session.get_providers()]
     if missing:
         logger.warning("%s: ONNX Runtime could not start %s (its CUDA/cuDNN/TensorRT libraries are missing?); "
