@@ -1,12 +1,14 @@
 """FP32 vs FP16 vs INT8 files of the shipped shapes_d0 (EfficientDet-D0 at 256) on ONNX Runtime CPU, in one run:
 COCO AP on held-out generated scenes and the drop against FP32 for INT8 calibrated on 32/64/128/256 images with
-default flags (or --method/--exclude), calibration time, median latency with ratios to FP32, library versions.
+default flags (or --method/--exclude) in both forms (TensorRT >= 10.0: ModelOpt's FP16 opset 19, the default;
+TensorRT 8.6: FP32 opset 17, "int8-trt86") and the two forms' detection agreement, calibration time, median latency with ratios to FP32, library versions.
 INT8 on the CPU is an accuracy preview (Q/DQ emulated), not a speed path. AP counts every detection the file
 keeps (score threshold 0, as mAP needs).
 
 Seeds: calibration scenes 2; settings were chosen on scenes of seeds 3 and 6; held out: seed 4 (the earlier
 defaults' table), seed 5 (the current defaults' 300-scene table; two bias-correction rounds), seed 7 (the current
-defaults on 3000 scenes, --samples 3 --parts 10). A next choice of defaults needs a seed none of these used.
+defaults on 3000 scenes, --samples 3 --parts 10), seed 8 (issue 22's two INT8 forms, 600 scenes). A next choice of
+defaults needs a seed none of these used.
 
     .venv/bin/python benchmarks/bench_precision.py [--images 300] [--sizes 32,64,128,256] [--method mixed]
         [--exclude default] [--iterations 20] [--samples 1] [--parts 1]
@@ -36,7 +38,9 @@ from effdet_deploy.console import OUR_LOGGER, third_party_to_log  # noqa: E402
 from export.onnx_export import export_onnx  # noqa: E402
 from export.settings import ExportSettings  # noqa: E402
 from runtime.coco_eval import coco_map, coco_map_of_parts, detection_results  # noqa: E402
+from runtime.agreement import agreement  # noqa: E402
 from runtime.detector import Detector  # noqa: E402
+from runtime.result import Detections  # noqa: E402
 from runtime.log import logger  # noqa: E402
 
 from timing import median_ms  # noqa: E402
@@ -57,12 +61,20 @@ def versions() -> str:
 Scenes = tuple[list[Any], dict[str, Any]]
 
 
-def measure(path: Path, scenes: Scenes, args: argparse.Namespace) -> tuple[float, float, list[float]]:
-    """(median ms for one scene, COCO AP on the held-out scenes, AP of each of the --parts groups)."""
+def measure(path: Path, scenes: Scenes, args: argparse.Namespace,
+            seen: list[Detections] | None = None) -> tuple[float, float, list[float]]:
+    """(median ms for one scene, COCO AP on the held-out scenes, AP of each of the --parts groups); the detections
+    of every scene are appended to `seen` when given."""
     det = Detector(path, score_threshold=0.0)
     pixels, coco = scenes
     ms = median_ms(lambda: det.detect(pixels[0]), args.iterations)
-    results = detection_results(det.detect, pixels, coco)
+
+    def detect(images: list[Any]) -> list[Detections]:
+        found = det.detect(images)
+        if seen is not None:
+            seen.extend(found)
+        return found
+    results = detection_results(detect, pixels, coco)
     parts = [float(m["AP"] or 0.0) for m in coco_map_of_parts(coco, results, args.parts)] if args.parts > 1 else []
     return ms, float(coco_map(coco, results)["AP"] or 0.0), parts
 
@@ -93,7 +105,8 @@ def main() -> None:
     logging.getLogger(OUR_LOGGER).setLevel(logging.INFO)   # our progress on the console, ModelOpt's in --log
     sizes = [int(n) for n in args.sizes.split(",")]
     rows: list[tuple[str, float, float, float | None, list[float]]] = []
-    int8_ap: dict[int, list[float]] = {}          # calibration size -> AP of each sample
+    int8_ap: dict[int, list[float]] = {}          # calibration size -> AP of each sample (the default form)
+    agreements: list[str] = []                    # detections of the TensorRT >= 10.0 form vs the 8.6 form
     print(f"third-party output (ModelOpt, ONNX Runtime): {args.log}", flush=True)
     with third_party_to_log(args.log), tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -109,15 +122,23 @@ def main() -> None:
         for n in sizes:
             for sample in range(args.samples):
                 t0 = time.perf_counter()
+                trt86 = tmp / f"s.int8.{n}.{sample}.trt86.onnx"
                 int8 = quantize_onnx(QuantizeSettings(onnx=fp32, output=tmp / f"s.int8.{n}.{sample}.onnx",
                                                       precision="int8", calib_dir=calib, calib_images=n,
-                                                      method=args.method, exclude=args.exclude, seed=sample))
+                                                      method=args.method, exclude=args.exclude, seed=sample,
+                                                      extra_forms=(("8.6", trt86),)))
                 calibration_s = time.perf_counter() - t0
-                label = f"int8 {n} images" + (f" #{sample}" if args.samples > 1 else "")
-                ms, ap_, parts = measure(int8, scenes, args)
-                rows.append((label, ms, ap_, calibration_s, parts))
-                logger.info(f"{label}: AP {ap_:.4f} on {args.images} scenes")
-                int8_ap.setdefault(n, []).append(ap_)
+                suffix = f" #{sample}" if args.samples > 1 else ""
+                seen: dict[str, list[Detections]] = {}
+                for label, path in ((f"int8 {n} images{suffix}", int8), (f"int8-trt86 {n}{suffix}", trt86)):
+                    ms, ap_, parts = measure(path, scenes, args, seen.setdefault(label, []))
+                    rows.append((label, ms, ap_, calibration_s if path == int8 else None, parts))
+                    logger.info(f"{label}: AP {ap_:.4f} on {args.images} scenes")
+                    if path == int8:
+                        int8_ap.setdefault(n, []).append(ap_)
+                forms = list(seen.values())
+                agreements.append(f"int8 {n}{suffix}: the two forms " + ", ".join(
+                    f"F1 {agreement(*forms, t).f1:.4f} above {t}" for t in (0.05, 0.3, 0.5)))
     base_ms, base_ap, base_parts = rows[0][1], rows[0][2], rows[0][4]
     print(f"shapes_d0 (D0 256x256), ORT CPU, batch 1, {args.images} scenes of seed {args.seed}, calibration seed "
           f"{CALIB_SEED}, INT8 --method {args.method} --exclude {args.exclude}")
@@ -126,6 +147,8 @@ def main() -> None:
     for label, ms, ap_, secs, _ in rows:
         print(f"{label:18s} {ms:10.1f} {base_ms / ms:7.2f}x {ap_:7.4f} {100 * (base_ap - ap_):11.2f} "
               f"{'' if secs is None else f'{secs:8.0f}'}")
+    for line in agreements:
+        print(line)
     if args.parts > 1:
         print(f"drop in each of {args.parts} groups of {args.images // args.parts} scenes:")
         for label, _, _, _, parts in rows[1:]:

@@ -1,9 +1,12 @@
 """`quantize_onnx`: an exported FP32 file -> its FP16 or INT8 twin, with metadata saying how it was made.
 
-One dataclass of settings; the file is written atomically (nothing overwritten on failure).
+One dataclass of settings; files are written atomically (nothing overwritten on failure). INT8 comes in the
+form NVIDIA's tools emit for the target TensorRT (calibration/qdq_forms.py): `trt_version` picks the form of
+`output`, `extra_forms` writes further forms of the same calibration (pipeline and demo write both).
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass
@@ -15,7 +18,8 @@ from calibration.fp16 import to_fp16
 from calibration.graph_split import SplitGraph, join, split
 from calibration.images import CalibrationImages
 from calibration.int8 import DEFAULT_METHOD, METHODS, quantize_body, sensitive_nodes
-from calibration.opset17 import MIN_TENSORRT, to_opset17
+from calibration.opset17 import MIN_TENSORRT
+from calibration.qdq_forms import DEFAULT_TRT, QdqForm, form_for, in_form, to_opset
 from export.onnx_export import node_counts
 from export.onnx_io import metadata_of, read_onnx, write_onnx
 from runtime.errors import DeployError, require_file
@@ -39,6 +43,12 @@ class QuantizeSettings:
     target: float = 0.05             # --exclude auto: largest relative output error accepted
     holdout: int = 16                # --exclude auto: images held out of calibration to measure on
     seed: int = 0
+    trt_version: str = DEFAULT_TRT   # int8: the TensorRT `output` is for (8.x: FP32 opset-17 form; 10.0+: ModelOpt's)
+    extra_forms: tuple[tuple[str, Path], ...] = ()   # int8: (TensorRT version, path) of more forms, same calibration
+
+    def int8_outputs(self) -> dict[Path, QdqForm]:
+        """Every INT8 file to write and its form."""
+        return {path: form_for(trt) for trt, path in ((self.trt_version, self.output), *self.extra_forms)}
 
 
 def _load_fp32(path: Path) -> tuple[onnx.ModelProto, ModelInfo]:
@@ -57,10 +67,14 @@ def check(s: QuantizeSettings) -> None:
         raise DeployError("--precision int8 needs --calib-dir (a folder of representative images)")
     if s.method not in METHODS:
         raise DeployError(f"--method must be one of {', '.join(METHODS)}, got {s.method}")
-    if not s.output.resolve().parent.is_dir():
-        raise DeployError(f"{s.output}: output folder does not exist")
-    if s.output.resolve() == s.onnx.resolve():
-        raise DeployError(f"{s.output}: --output is the input file; write the {s.precision.upper()} file beside it")
+    outputs = list(s.int8_outputs()) if s.precision == "int8" else [s.output]
+    for output in outputs:
+        if not output.resolve().parent.is_dir():
+            raise DeployError(f"{output}: output folder does not exist")
+        if output.resolve() == s.onnx.resolve():
+            raise DeployError(f"{output}: --output is the input file; write the {s.precision.upper()} file beside it")
+    if len({o.resolve() for o in outputs}) < len(outputs):
+        raise DeployError(f"{s.output}: two INT8 forms would be written to the same file")
     require_file(s.onnx, "an ONNX file")
     if s.calib_dir is not None and s.precision == "int8":
         found = min(len(list_images(s.calib_dir)), s.calib_images)
@@ -75,39 +89,41 @@ def check(s: QuantizeSettings) -> None:
 
 
 def quantize_onnx(s: QuantizeSettings) -> Path:
-    """Write s.output; returns it."""
+    """Write s.output (and, for INT8, the files of s.extra_forms); returns s.output."""
     check(s)
     t0 = time.perf_counter()
     model, info = _load_fp32(s.onnx)
     if s.precision == "fp16":
         logger.info(f"[1/2] converting {s.onnx.name} to strongly typed FP16 (ModelOpt AutoCast)")
-        result, kept = to_fp16(model)
+        result, kept = to_fp16(model, info)
         logger.info(f"[2/2] {len(kept)} body nodes kept FP32 by policy; tail FP32 as exported")
+        files = {s.output: checked_for(result, 17, MIN_TENSORRT, s.onnx)}
     else:
-        result = _int8(model, info, s)
-    result = checked_for_min_tensorrt(result, s.onnx)
-    write_onnx(result, s.output)
-    counts = node_counts(result)
-    logger.info(f"wrote {s.output} in {time.perf_counter() - t0:.0f}s: {sum(counts.values())} nodes "
-                f"({', '.join(f'{k} {v}' for k, v in list(counts.items())[:6])})")
+        files = _int8(model, info, s)
+    for path, result in files.items():      # every file checked before the first is written
+        write_onnx(result, path)
+        counts = node_counts(result)
+        logger.info(f"wrote {path} in {time.perf_counter() - t0:.0f}s: {sum(counts.values())} nodes "
+                    f"({', '.join(f'{k} {v}' for k, v in list(counts.items())[:6])})")
     return s.output
 
 
-def checked_for_min_tensorrt(model: onnx.ModelProto, source: Path) -> onnx.ModelProto:
-    """The whole quantized file at opset 17, as its metadata promises (min_tensorrt 8.6): only the body went
-    through to_opset17, so a tail exported at opset 18-20 (e.g. --nms onnx's ReduceMax with an axes input)
-    was written as an invalid opset-17 file. Rewritten here (exact rewrites only), then the ONNX checker and
-    export/lint.py for MIN_TENSORRT must pass before anything is written."""
+def checked_for(model: onnx.ModelProto, opset: int, min_tensorrt: str, source: Path) -> onnx.ModelProto:
+    """The whole file at `opset`, as its metadata promises (min_tensorrt): converted (opset 17: exact rewrites
+    only, calibration/opset17.py), then the ONNX checker and export/lint.py for `min_tensorrt` must pass before
+    anything is written. (Only converting the body once wrote an --nms onnx tail exported at opset 18-20 into an
+    invalid "opset 17" file.)"""
     from export.lint import lint
 
     try:
-        model = to_opset17(model)
+        model = to_opset(model, opset)
+        onnx.checker.check_model(model)
     except (DeployError, onnx.checker.ValidationError) as e:
-        raise DeployError(f"{source}: the quantized file cannot be written at opset 17 for TensorRT {MIN_TENSORRT}: "
-                          f"{str(e).splitlines()[0]}; export it with --opset 17") from None
-    problems = lint(model, MIN_TENSORRT)
+        raise DeployError(f"{source}: the quantized file cannot be written at opset {opset} for TensorRT "
+                          f"{min_tensorrt}: {str(e).splitlines()[0]}; export it with --opset 17") from None
+    problems = lint(model, min_tensorrt)
     if problems:
-        raise DeployError(f"{source}: the quantized file would not parse on TensorRT {MIN_TENSORRT}: {problems[0]}"
+        raise DeployError(f"{source}: the quantized file would not parse on TensorRT {min_tensorrt}: {problems[0]}"
                           + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
     return model
 
@@ -121,16 +137,17 @@ def _named_exclusions(exclude: str, parts: SplitGraph) -> list[str]:
     return [n for n in exclude.split(",") if n]
 
 
-def _int8(model: onnx.ModelProto, info: ModelInfo, s: QuantizeSettings) -> onnx.ModelProto:
+def _int8(model: onnx.ModelProto, info: ModelInfo, s: QuantizeSettings) -> dict[Path, onnx.ModelProto]:
+    """One calibration, every form asked for: {path: checked file}."""
     assert s.calib_dir is not None
     t0 = time.perf_counter()
     images = CalibrationImages(s.calib_dir, info, s.calib_images, s.calib_batch, s.seed)
     data = images.array()
     logger.info(f"[1/2] {len(data)} calibration images from {s.calib_dir}"
                 f"{f' ({len(images.skipped)} unreadable skipped)' if images.skipped else ''}")
-    parts = split(model)
+    parts = split(to_opset(model, 19))      # ModelOpt's body is opset 19; the tail joins it at the same opset
     meta = {"precision": "int8", "calibration_method": s.method, "calibration_images": str(len(data)),
-            "calibration_skipped": str(len(images.skipped)), "exclude": s.exclude, "min_tensorrt": MIN_TENSORRT}
+            "calibration_skipped": str(len(images.skipped)), "exclude": s.exclude}
     if s.exclude == "auto":
         from calibration.sensitivity import find_exclusions
 
@@ -152,5 +169,20 @@ def _int8(model: onnx.ModelProto, info: ModelInfo, s: QuantizeSettings) -> onnx.
         logger.info(f"[2/2] quantizing with ModelOpt ({s.method}), {len(exclude)} node(s) excluded")
         body = quantize_body(parts, data, s.method, exclude)
         meta.update(excluded_nodes=json.dumps(exclude))
-    logger.info(f"calibration and quantization took {time.perf_counter() - t0:.0f}s; writing opset 17")
-    return join(parts, body, meta)   # quantize_body (also under find_exclusions) already wrote opset 17
+    logger.info(f"calibration and quantization took {time.perf_counter() - t0:.0f}s")
+    files = {}
+    for path, form in s.int8_outputs().items():
+        joined = join(parts, copy.deepcopy(in_form(body, form)),
+                      {**meta, "qdq_form": form.name, "min_tensorrt": form.min_tensorrt})
+        files[path] = checked_for(joined, form.opset, form.min_tensorrt, s.onnx)
+        logger.info(f"INT8 for TensorRT >= {form.min_tensorrt}: {form.name} ({qdq_summary(files[path])})")
+    return files
+
+
+def qdq_summary(model: onnx.ModelProto) -> str:
+    """'142 of 214 convs read a DQ directly, 0 Casts next to a Q/DQ': what TensorRT's INT8 fusion needs, counted."""
+    from export.qdq_graph import qdq_adjacent_casts, quantized_convs
+
+    convs = sum(1 for n in model.graph.node if n.op_type == "Conv")
+    return (f"{len(quantized_convs(model))} of {convs} convs read a DQ directly, "
+            f"{len(qdq_adjacent_casts(model))} Casts next to a Q/DQ")

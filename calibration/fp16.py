@@ -9,11 +9,13 @@ import logging
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from calibration.graph_split import join, split
 from calibration.opset17 import MIN_TENSORRT, to_opset17
 from runtime.lazy import lazy_import
+from runtime.model_info import ModelInfo
 
 # op type -> why it stays FP32 inside the network body (the tail - decoding, sigmoid, NMS - is FP32 anyway).
 FP32_OPS: dict[str, str] = {
@@ -30,17 +32,33 @@ FP16_SAFE_OPS: dict[str, str] = {
 }
 
 
-def to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+def reference_input(model: onnx.ModelProto, info: ModelInfo) -> dict[str, np.ndarray]:
+    """AutoCast's reference run input: one generated scene (seed 2) through the runtime's own preprocessing, in the
+    file's layout and dtype, repeated to a static batch. Without it AutoCast draws values in (-1, 1) in the input's
+    dtype, which is out of range for a uint8 input (a Polygraphy ValueError) and far from 0-255 pixels."""
+    from effdet.synthetic import render
+    from runtime.letterbox import letterbox
+    from runtime.preprocess import prepare_batch
+
+    image = letterbox(render(2, 0).image, info.image_size, info.mean)[0]
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    batch = dims[0].dim_value if dims and dims[0].dim_value > 0 else 1
+    return {model.graph.input[0].name: prepare_batch([image] * batch, info)}
+
+
+def to_fp16(model: onnx.ModelProto, info: ModelInfo) -> tuple[onnx.ModelProto, list[str]]:
     """FP32 exported model -> (strongly typed FP16 model, names of body nodes left in FP32)."""
     autocast = lazy_import("modelopt.onnx.autocast", "'nvidia-modelopt[onnx]'")
     logging.getLogger("modelopt").setLevel(logging.WARNING)
     parts = split(model)
     with tempfile.TemporaryDirectory() as tmp:
-        body_path = Path(tmp) / "body.onnx"
+        body_path, data_path = Path(tmp) / "body.onnx", Path(tmp) / "reference_input.npz"
         onnx.save(parts.body, str(body_path))
+        np.savez(data_path, **reference_input(model, info))
         body = autocast.convert_to_mixed_precision(
             str(body_path), low_precision_type="fp16", op_types_to_exclude=list(FP32_OPS),
-            op_types_to_include=list(FP16_SAFE_OPS), keep_io_types=True, providers=["cpu"])
+            op_types_to_include=list(FP16_SAFE_OPS), keep_io_types=True, calibration_data=str(data_path),
+            providers=["cpu"])
     kept = _fp32_nodes(body)
     return join(parts, to_opset17(body), {"precision": "fp16", "fp32_ops": ",".join(FP32_OPS),
                                           "fp32_nodes": str(len(kept)), "min_tensorrt": MIN_TENSORRT}), kept

@@ -1,13 +1,15 @@
 """Explicit INT8: Q/DQ nodes from NVIDIA ModelOpt, calibrated on the runtime's own preprocessing.
 
-The body is quantized (ModelOpt runs it in ONNX Runtime on CPU); the FP32 tail is re-attached as is.
-Default method "mixed": ModelOpt's entropy calibration, then each activation range re-chosen among entropy,
-percentile, max and a grid of clip points by measured quantization error (calibration/ranges.py), then every
-conv bias corrected for the mean shift INT8 causes in its output (calibration/bias_correction.py).
-Unquantized math is FP16 (ModelOpt's high_precision_dtype; the strongly typed twin of `--int8 --fp16`) except
-the op types of calibration/fp16.py:FP32_OPS; the tail stays FP32. ModelOpt writes that at opset 19 with FP16
-Q/DQ scales; calibration/opset17.py rewrites it to opset 17 (FP32 scales between Casts), which is also the
-form ONNX Runtime's CPU kernels compute correctly (its FP16 QuantizeLinear truncates: AP 0.342 instead of 0.769).
+The pipeline (calibration/artifacts.py runs it): split the file into network body and FP32 tail
+(graph_split) -> ModelOpt inserts Q/DQ with entropy ranges (here) -> each activation range re-chosen by measured
+quantization error (ranges) -> every scale made a normal FP16 number (ranges.floor_scales) -> conv biases
+corrected for the mean shift INT8 causes (bias_correction) -> the body in the form of the target TensorRT
+(qdq_forms) -> the tail joined back -> lint for that TensorRT.
+Default method "mixed" runs all of it; "entropy"/"max" stop after ModelOpt's own ranges.
+The calibrated body is ModelOpt's native output: opset 19, unquantized math in FP16 (ModelOpt's
+high_precision_dtype; the strongly typed twin of `--int8 --fp16`) except the op types of calibration/fp16.py:FP32_OPS,
+FP16 scales, Q on the FP16 tensor, each DQ straight into its consumer. ONNX Runtime runs it through
+runtime/qdq_twin.py where its FP16 QuantizeLinear truncates (before 1.30).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import numpy as np
 import onnx
 
 from calibration.graph_split import SplitGraph
+from calibration.groups import groups_of
 from runtime.lazy import lazy_import
 from runtime.log import logger
 
@@ -61,20 +64,22 @@ def _quiet_modelopt() -> None:
 
 
 def quantize_body(parts: SplitGraph, data: np.ndarray, method: str, exclude: list[str],
-                  only: list[str] | None = None, high_precision: str = "fp16") -> onnx.ModelProto:
-    """The body with Q/DQ inserted by ModelOpt, at opset 17; "mixed": ranges refined, then conv biases corrected
-    (calibration/bias_correction.py). `exclude`/`only` are exact node names; unquantized math in
-    `high_precision` ("fp16" | "fp32")."""
-    from calibration.opset17 import to_opset17
+                  only: list[str] | None = None) -> onnx.ModelProto:
+    """The calibrated body in ModelOpt's FP16 opset-19 form; "mixed": ranges refined, then conv biases corrected.
+    `exclude`/`only` are exact node names."""
+    from calibration.ranges import floor_scales, refine_ranges
 
-    body = modelopt_body(parts, data, method, exclude, only, high_precision)
+    body = modelopt_body(parts, data, method, exclude, only)
+    if method == "mixed":
+        body, _ = refine_ranges(body, parts.body, data)
+    raised = floor_scales(body)
+    if raised:
+        logger.info(f"{raised} Q/DQ scale(s) below the smallest normal FP16 number raised to it (ranges.FP16_MIN_SCALE)")
     if method != "mixed":
-        return to_opset17(body)
+        return body
     from calibration.bias_correction import correct_biases
-    from calibration.ranges import refine_ranges
 
-    body, _ = refine_ranges(body, parts.body, data)
-    body, report = correct_biases(to_opset17(body), parts.body, data)
+    body, report = correct_biases(body, parts.body, data)
     logger.info(report.line())
     return body
 
@@ -102,8 +107,6 @@ def modelopt_body(parts: SplitGraph, data: np.ndarray, method: str, exclude: lis
 
 def sensitive_nodes(parts: SplitGraph) -> list[str]:
     """Body node names of SENSITIVE_GROUPS and SENSITIVE_PATTERNS (the default exclusion)."""
-    from calibration.sensitivity import groups_of
-
     groups = groups_of(parts.body)
     named = [n for g in SENSITIVE_GROUPS for n in groups.get(g, [])]
     matched = [n.name for n in parts.body.graph.node if any(re.search(p, n.name) for p in SENSITIVE_PATTERNS)]

@@ -21,6 +21,11 @@ import onnx
 from onnx import numpy_helper
 
 BINS = 2048
+# The smallest scale a Q/DQ node gets: the smallest normal FP16 number, 2^-14. The INT8 file for TensorRT >= 10.0
+# stores scales in FP16 (opset 19, ModelOpt's form), where amax/127 of a near-silent activation (random weights)
+# underflows to 0, which no TensorRT accepts; subnormal scales are avoided too (their reciprocal, 2^24 at the
+# smallest, is not an FP16 number). Scales are computed in FP32 and rounded once, so both INT8 forms carry the same.
+FP16_MIN_SCALE = 2.0 ** -14
 PERCENTILE = 99.99
 GRID = 64                     # clip points max/64 ... max, geometric, searched besides the three methods
 
@@ -45,13 +50,14 @@ def activation_quantizers(model: onnx.ModelProto) -> list[onnx.NodeProto]:
 def session_with_outputs(model: onnx.ModelProto, names: list[str]) -> Any:
     """An ONNX Runtime session of `model` that also returns the tensors `names` (with their inferred dtypes)."""
     from runtime.onnx_session import create_session
+    from runtime.qdq_twin import twin_if_needed
 
     probe = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type for v in probe.graph.value_info}
     present = {o.name for o in probe.graph.output}
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(n, types.get(n, onnx.TensorProto.FLOAT), None)
                               for n in names if n not in present)
-    return create_session(probe.SerializeToString(), source_name="calibration probe")
+    return create_session(twin_if_needed(probe).SerializeToString(), source_name="calibration probe")
 
 
 def histograms(body: onnx.ModelProto, names: list[str], data: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
@@ -117,6 +123,27 @@ def refine_ranges(quantized: onnx.ModelProto, body: onnx.ModelProto, data: np.nd
         choice.chosen[q.input[0]] = how
         for name in dict.fromkeys([q.input[1], *readers.get(q.output[0], [])]):
             scale = numpy_helper.to_array(inits[name])
-            inits[name].CopyFrom(numpy_helper.from_array(np.asarray(amax / 127, dtype=scale.dtype).reshape(scale.shape),
-                                                         name))
+            value = as_scale(np.full(scale.shape, amax / 127, dtype=np.float32), scale.dtype)
+            inits[name].CopyFrom(numpy_helper.from_array(value, name))
     return quantized, choice
+
+
+def as_scale(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """FP32 scales in the file's scale type, none below FP16_MIN_SCALE (and none zero or subnormal in FP16)."""
+    return np.maximum(values.astype(np.float32), np.float32(FP16_MIN_SCALE)).astype(dtype)
+
+
+def floor_scales(model: onnx.ModelProto) -> int:
+    """Raise every Q/DQ scale below FP16_MIN_SCALE to it, in place (ModelOpt casts tiny FP32 scales to FP16 zeros);
+    returns how many scale values were raised."""
+    inits = {t.name: t for t in model.graph.initializer}
+    raised = 0
+    for name in {n.input[1] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")}:
+        if name not in inits:
+            continue
+        scale = numpy_helper.to_array(inits[name])
+        low = scale.astype(np.float32) < FP16_MIN_SCALE
+        if low.any():
+            raised += int(low.sum())
+            inits[name].CopyFrom(numpy_helper.from_array(as_scale(scale, scale.dtype), name))
+    return raised

@@ -11,7 +11,6 @@ matter, and relative errors on them dominate any tensor-level metric.
 """
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,37 +19,11 @@ import numpy as np
 import onnx
 
 from calibration.graph_split import SplitGraph, join
+from calibration.groups import groups_of
 from calibration.int8 import quantize_body
 from runtime.agreement import agreement
 from runtime.log import logger
 from runtime.result import Detections
-
-# (pattern on the exported node name, group); first match wins. Names come from the PyTorch modules.
-GROUP_RULES: list[tuple[str, str]] = [
-    (r"^/model/backbone/(conv_stem|bn1)/", "backbone/stem"),
-    (r"^/model/backbone/(blocks\.\d+)/", r"backbone/\1"),
-    (r"^/model/fpn/(cell\.\d+)/", r"fpn/\1"),
-    (r"^/model/fpn/", "fpn/resample"),
-    (r"^/model/(class_net|box_net)/predict/", r"\1/predict"),
-    (r"^/model/(class_net|box_net)/", r"\1/tower"),
-]
-
-
-def node_group(name: str) -> str:
-    for pattern, group in GROUP_RULES:
-        m = re.match(pattern, name)
-        if m:
-            return m.expand(group)
-    return "other"
-
-
-def groups_of(model: onnx.ModelProto) -> dict[str, list[str]]:
-    """group -> node names, in graph order."""
-    out: dict[str, list[str]] = {}
-    for node in model.graph.node:
-        out.setdefault(node_group(node.name), []).append(node.name)
-    return out
-
 
 SCORE_THRESHOLD = 0.3   # detections that a user would see; lower scores are noise either way
 
@@ -58,8 +31,9 @@ SCORE_THRESHOLD = 0.3   # detections that a user would see; lower scores are noi
 def detections_of(parts: SplitGraph, body: onnx.ModelProto, data: np.ndarray) -> list[Detections]:
     """Run body + the exported tail (NMS included) in ONNX Runtime on prepared images, one at a time."""
     from runtime.onnx_session import create_session
+    from runtime.qdq_twin import twin_if_needed
 
-    model = join(parts, copy_model(body), {})
+    model = twin_if_needed(join(parts, copy_model(body), {}))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "candidate.onnx"
         onnx.save(model, str(path))

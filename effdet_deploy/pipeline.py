@@ -117,9 +117,14 @@ def quantize_artifacts(run: Run) -> None:
     if calib is None:
         run.notes.append("INT8 skipped: no --calib-dir (INT8 needs representative images)")
         return
-    run.artifacts["int8"] = quantize_onnx(QuantizeSettings(onnx=fp32, output=s.output / f"{s.model}.int8.onnx",
-                                                           precision="int8", calib_dir=calib,
-                                                           calib_images=s.calib_images))
+    from calibration.qdq_forms import FP16_FORM, FP32_FORM
+
+    trt86 = s.output / f"{s.model}{FP32_FORM.suffix}"     # one calibration, both INT8 forms (calibration/qdq_forms)
+    run.artifacts["int8"] = quantize_onnx(QuantizeSettings(
+        onnx=fp32, output=s.output / f"{s.model}{FP16_FORM.suffix}", precision="int8", calib_dir=calib,
+        calib_images=s.calib_images, trt_version=FP16_FORM.min_tensorrt,
+        extra_forms=((FP32_FORM.min_tensorrt, trt86),)))
+    run.artifacts["int8-trt86"] = trt86
 
 
 def _synthetic_calibration(run: Run) -> Path | None:
@@ -145,8 +150,10 @@ def build_engines(run: Run) -> None:
         return
     from export.build_plan import BuildSettings
     from export.engine_build import engine_from_onnx
+    from runtime.trt_compat import require_tensorrt, version_tuple
 
-    for label in [k for k in ("fp32", "fp16", "int8") if k in run.artifacts]:
+    int8 = "int8-trt86" if version_tuple(require_tensorrt())[0] < 10 else "int8"   # the INT8 form for this TensorRT
+    for label in [k for k in ("fp32", "fp16", int8) if k in run.artifacts]:
         onnx = run.artifacts[label]
         run.artifacts[f"{label}-trt"] = engine_from_onnx(BuildSettings(onnx=onnx, engine=onnx.with_suffix(".engine")))
 

@@ -194,7 +194,7 @@ def _warn_lint(path: Path, trt_version: str) -> None:
     for problem in problems[:3]:
         logger.warning(f"{path.name}: {problem}")
     if len(problems) > 3:
-        logger.warning(f"{path.name}: {len(problems) - 3} more: python -m export.lint {path} --trt-version {trt_version}")
+        logger.warning(f"{path.name}: {len(problems) - 3} more: effdet-deploy lint {path} --trt-version {trt_version}")
 
 
 def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -> Path:

@@ -21,7 +21,8 @@ def calibration_folder(folder: Path, count: int = 32) -> Path:
 
 
 def shapes_files(tmp: Path) -> dict[str, Path]:
-    """{'fp32': ..., 'fp16': ..., 'int8': ...} for shapes_d0 at 256 with plugin NMS (cached per session)."""
+    """{'fp32', 'fp16', 'int8' (TensorRT >= 10.0 form), 'int8-trt86', 'calib'} -> paths, for shapes_d0 at 256 with
+    plugin NMS (cached per session)."""
     require_modelopt()
     if "files" in _CACHE:
         return _CACHE["files"]
@@ -29,7 +30,9 @@ def shapes_files(tmp: Path) -> dict[str, Path]:
     fp16 = quantize_onnx(QuantizeSettings(onnx=fp32, output=tmp / "shapes.fp16.onnx", precision="fp16"))
     calib = calibration_folder(tmp / "calib")                       # 32 scenes other tests read as images
     calib_int8 = calibration_folder(tmp / "calib_int8", CALIB_IMAGES)
+    trt86 = tmp / "shapes.int8.trt86.onnx"      # the TensorRT 8.6 form of the same calibration
     int8 = quantize_onnx(QuantizeSettings(onnx=fp32, output=tmp / "shapes.int8.onnx", precision="int8",
-                                          calib_dir=calib_int8, calib_images=CALIB_IMAGES))   # default method/exclude
-    _CACHE["files"] = {"fp32": fp32, "fp16": fp16, "int8": int8, "calib": calib}
+                                          calib_dir=calib_int8, calib_images=CALIB_IMAGES,   # default method/exclude
+                                          extra_forms=(("8.6", trt86),)))
+    _CACHE["files"] = {"fp32": fp32, "fp16": fp16, "int8": int8, "int8-trt86": trt86, "calib": calib}
     return _CACHE["files"]

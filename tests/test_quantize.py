@@ -19,7 +19,9 @@ from calibration.graph_split import split
 from calibration.int8 import SENSITIVE_GROUPS, SENSITIVE_PATTERNS, modelopt_body, quantize_body
 from calibration.fp16 import FP32_OPS
 from calibration.opset17 import to_opset17
-from calibration.sensitivity import detections_of, find_exclusions, node_group
+from calibration.qdq_forms import to_opset
+from calibration.groups import node_group
+from calibration.sensitivity import detections_of, find_exclusions
 from effdet.synthetic import evaluate_on_synthetic, render
 from export.lint import lint
 from quantize_helpers import AP_SEED, CALIB_IMAGES, HOLDOUT_SEED, shapes_files
@@ -81,7 +83,7 @@ def test_int8_agrees_with_fp32_on_held_out_images(files, holdout):
 @pytest.fixture(scope="module")
 def broken(files, holdout):
     """Calibrated on images scaled to 1/50 of their range: clipped activations."""
-    parts = split(onnx.load(str(files["fp32"])))
+    parts = split(to_opset(onnx.load(str(files["fp32"])), 19))     # as quantize splits it for ModelOpt's opset 19
     info = Detector(files["fp32"]).info
     data = prepare_batch([letterbox(im, info.image_size, info.mean)[0] for im in holdout[:8]], info)
     images = prepare_batch([letterbox(im, info.image_size, info.mean)[0] for im in holdout], info)
@@ -108,7 +110,7 @@ def test_default_int8_keeps_ap_on_held_out_scenes(files, broken, tmp_path):
     fp32 = held_out_ap(files["fp32"])
     drop = 100 * (fp32 - held_out_ap(files["int8"]))
     parts, body, _ = broken
-    onnx.save(join(parts, body, {"precision": "int8"}), str(tmp_path / "broken.onnx"))
+    onnx.save(join(parts, body, {"precision": "int8", "qdq_form": "fp16-opset19"}), str(tmp_path / "broken.onnx"))
     broken_drop = 100 * (fp32 - held_out_ap(tmp_path / "broken.onnx"))
     print(f"held-out AP ({AP_SCENES} scenes, seed {AP_SEED}): FP32 {fp32:.4f}, default INT8 drop {drop:.2f} points, "
           f"broken INT8 drop {broken_drop:.2f} points")
@@ -137,33 +139,40 @@ def test_opset17_file_equals_modelopt_opset19_output(broken):
 
 
 def test_int8_math_is_fp16_outside_fp32_ops(files):
-    """Strongly typed twin of --int8 --fp16: every Conv computes in FP16 (weights DQ'd then Cast to FP16);
-    the op types of FP32_OPS stay FP32; outputs keep the FP32 file's dtypes."""
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(files["int8"])))
-    types = {v.name: v.type.tensor_type.elem_type for v in list(model.graph.value_info) + list(model.graph.output)}
-    body = split(model).body
-    convs = [n for n in body.graph.node if n.op_type == "Conv"]
+    """The TensorRT >= 10.0 form is the strongly typed twin of --int8 --fp16: every Conv computes in FP16 (FP16
+    weights and scales, DQ straight into it); the op types of FP32_OPS stay FP32. The 8.6 form computes in FP32."""
+    def types_of(path):
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+        types = {v.name: v.type.tensor_type.elem_type for v in list(model.graph.value_info) + list(model.graph.output)}
+        return model, types
+    model, types = types_of(files["int8"])
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
     assert convs and all(types.get(n.output[0]) == onnx.TensorProto.FLOAT16 for n in convs)
-    kept = [n for n in body.graph.node if n.op_type in FP32_OPS]
+    kept = [n for n in model.graph.node if n.op_type in FP32_OPS]
     assert kept and all(types.get(n.output[0]) == onnx.TensorProto.FLOAT for n in kept)
+    model, types = types_of(files["int8-trt86"])
+    floats = [types.get(o) for n in model.graph.node for o in n.output if types.get(o) in (1, 10)]
+    assert floats and set(floats) == {onnx.TensorProto.FLOAT}
 
 
 def test_tail_is_identical_and_metadata_says_how(files):
     fp32_tail = [n.SerializeToString() for n in split(onnx.load(str(files["fp32"]))).tail_nodes]
     tails = {}
-    for precision in ("fp32", "fp16", "int8"):
-        model = onnx.load(str(files[precision]))
-        if precision != "fp32":   # the FP32 file's tail, node for node, ends the FP16 and INT8 files
-            tails[precision] = [n.SerializeToString() for n in model.graph.node[-len(fp32_tail):]]
+    for label in ("fp32", "fp16", "int8", "int8-trt86"):
+        model = onnx.load(str(files[label]))
+        if label != "fp32":   # the FP32 file's tail, node for node, ends the FP16 and INT8 files
+            tails[label] = [n.SerializeToString() for n in model.graph.node[-len(fp32_tail):]]
         meta = {p.key: p.value for p in model.metadata_props}
-        assert meta["precision"] == precision and meta["model"] == "shapes_d0"
+        assert meta["precision"] == label.split("-")[0] and meta["model"] == "shapes_d0"
         assert [o.type.tensor_type.elem_type for o in model.graph.output] == [6, 1, 1, 6]   # int32, float x2, int32
-    assert tails["fp16"] == tails["int8"] == fp32_tail
-    for precision in ("fp16", "int8"):   # parses on TensorRT 8.6: opset 17, and says so
-        model = onnx.load(str(files[precision]))
-        assert [o.version for o in model.opset_import if o.domain == ""] == [17]
-        assert {p.key: p.value for p in model.metadata_props}["min_tensorrt"] == "8.6"
-        assert lint(model) == []      # the parser rules of the file's min_tensorrt (ReduceMean axes, Q/DQ, ...)
+    assert tails["fp16"] == tails["int8"] == tails["int8-trt86"] == fp32_tail
+    # each file at the opset of the oldest TensorRT it claims, saying so; lint-clean for it (ReduceMean axes, Q/DQ)
+    for label, opset, min_trt in (("fp16", 17, "8.6"), ("int8", 19, "10.0"), ("int8-trt86", 17, "8.6")):
+        model = onnx.load(str(files[label]))
+        assert [o.version for o in model.opset_import if o.domain == ""] == [opset]
+        assert {p.key: p.value for p in model.metadata_props}["min_tensorrt"] == min_trt
+        assert lint(model) == []
+        onnx.checker.check_model(model, full_check=True)
     meta = {p.key: p.value for p in onnx.load(str(files["int8"])).metadata_props}
     assert meta["calibration_method"] == "mixed" and meta["calibration_images"] == str(CALIB_IMAGES)
     excluded = json.loads(meta["excluded_nodes"])
@@ -188,10 +197,10 @@ def assert_convs_after_gates_are_int8(model):
 
 
 def test_same_detector_for_every_precision(files, holdout):
-    for precision in ("fp32", "fp16", "int8"):
+    for precision in ("fp32", "fp16", "int8", "int8-trt86"):
         with Detector(files[precision], score_threshold=0.0) as det:   # all the file keeps: scene 0's one is 0.29
             result = det.detect(holdout[0])
-            assert det.info.precision == precision and det.info.class_names[0] == "circle"
+            assert det.info.precision == precision.split("-")[0] and det.info.class_names[0] == "circle"
             assert result.boxes.dtype == np.float32 and result.classes.dtype == np.int64 and len(result) > 0
 
 
@@ -205,7 +214,7 @@ def test_node_groups():
 
 
 def test_sensitivity_search_keeps_measured_groups_fp32(files, holdout):
-    parts = split(onnx.load(str(files["fp32"])))
+    parts = split(to_opset(onnx.load(str(files["fp32"])), 19))
     info = Detector(files["fp32"]).info
     data = prepare_batch([letterbox(im, info.image_size, info.mean)[0] for im in holdout], info)
     report, _ = find_exclusions(parts, data[:8], data[8:], "max", target=0.0, max_groups=1,

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "auto (measured search) | node,names")
     p.add_argument("--target", type=float, default=0.05, help="--exclude auto: accepted relative output error")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trt-version", default="10.0",
+                   help="int8: the TensorRT the file is for. 10.0 and later (default): ModelOpt's form (opset 19, FP16 "
+                        "scales; trtexec --stronglyTyped); 8.6: FP32 math at opset 17 (trtexec --int8 --fp16)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = QuantizeSettings(onnx=args.onnx, output=args.output, precision=args.precision,
                                 calib_dir=args.calib_dir, calib_images=args.calib_images, calib_batch=args.calib_batch,
-                                method=args.method, exclude=args.exclude, target=args.target, seed=args.seed)
+                                method=args.method, exclude=args.exclude, target=args.target, seed=args.seed,
+                                trt_version=args.trt_version)
     default = {f.name: f.default for f in fields(QuantizeSettings)}
-    int8_only = [f"--{name.replace('_', '-')}" for name in ("calib_dir", "method", "exclude")
+    int8_only = [f"--{name.replace('_', '-')}" for name in ("calib_dir", "method", "exclude", "trt_version")
                  if getattr(settings, name) != default[name]]
     if args.precision == "fp16" and int8_only:
         raise DeployError(f"{', '.join(int8_only)}: INT8 calibration flags, not used by --precision fp16")
