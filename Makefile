@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Jetson: JetPack's TensorRT is a system package, so the venv must see system site-packages there.
 VENV_FLAGS ?= $(if $(wildcard /etc/nv_tegra_release),--system-site-packages,)
 
-.PHONY: demo test typecheck bench gpu-check clean
+.PHONY: demo test test-integration typecheck bench gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(PY) -m effdet_deploy demo --output demo-output
 
+# The fast tier (<= 10 min on 2 cores); the integration tier (pip into a fresh venv, D0 at 512 calibrations) is
+# its own target, which .ci/run runs too.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not integration"
+
+test-integration: $(STAMP)
+	$(PY) -m pytest -q -m integration
 
 # tensorrt-stubs is unpacked into build/stubs, not installed (see tools/prepare_trt_stubs.py); cuda.bindings
 # is typed by typings/. tools/typecheck.py: mypy, >= 97% typed expressions per TensorRT/CUDA module, misuse check.

@@ -17,7 +17,7 @@ from export.settings import ExportSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("effdet", "export", "runtime", "calibration", "effdet_deploy")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 EDGE_SCRIPT = textwrap.dedent("""
     import importlib.util, sys
