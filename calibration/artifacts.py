@@ -19,7 +19,7 @@ from calibration.graph_split import SplitGraph, join, split
 from calibration.images import CalibrationImages
 from calibration.int8 import DEFAULT_METHOD, METHODS, quantize_body, sensitive_nodes
 from calibration.opset17 import MIN_TENSORRT
-from calibration.qdq_forms import DEFAULT_TRT, QdqForm, form_for, in_form, to_opset
+from calibration.qdq_forms import DEFAULT_TRT, FP16_FORM, QdqForm, form_for, in_form, opset_of, to_opset
 from export.onnx_export import node_counts
 from export.onnx_io import metadata_of, read_onnx, write_onnx
 from runtime.errors import DeployError, require_file
@@ -145,7 +145,11 @@ def _int8(model: onnx.ModelProto, info: ModelInfo, s: QuantizeSettings) -> dict[
     data = images.array()
     logger.info(f"[1/2] {len(data)} calibration images from {s.calib_dir}"
                 f"{f' ({len(images.skipped)} unreadable skipped)' if images.skipped else ''}")
-    parts = split(to_opset(model, 19))      # ModelOpt's body is opset 19; the tail joins it at the same opset
+    opset = FP16_FORM.opset_for(opset_of(model))     # ModelOpt's body is opset 19+; the tail joins it at the same
+    try:
+        parts = split(to_opset(model, opset))
+    except DeployError as e:
+        raise DeployError(f"{s.onnx}: {e}; export it with --opset 17") from None
     meta = {"precision": "int8", "calibration_method": s.method, "calibration_images": str(len(data)),
             "calibration_skipped": str(len(images.skipped)), "exclude": s.exclude}
     if s.exclude == "auto":
@@ -174,7 +178,7 @@ def _int8(model: onnx.ModelProto, info: ModelInfo, s: QuantizeSettings) -> dict[
     for path, form in s.int8_outputs().items():
         joined = join(parts, copy.deepcopy(in_form(body, form)),
                       {**meta, "qdq_form": form.name, "min_tensorrt": form.min_tensorrt})
-        files[path] = checked_for(joined, form.opset, form.min_tensorrt, s.onnx)
+        files[path] = checked_for(joined, form.opset_for(opset), form.min_tensorrt, s.onnx)
         logger.info(f"INT8 for TensorRT >= {form.min_tensorrt}: {form.name} ({qdq_summary(files[path])})")
     return files
 

@@ -40,6 +40,11 @@ class QdqForm:
     trtexec: str         # how TensorRT's own tool builds it (README)
     suffix: str          # file name ending pipeline/demo use
 
+    def opset_for(self, source_opset: int) -> int:
+        """The written file's opset: 17 for TensorRT 8.6; ModelOpt's 19 or the export's own if newer (ONNX's
+        converter has no 20 -> 19 adapters, and TensorRT 10.x parses opset 20)."""
+        return self.opset if self.opset == 17 else max(self.opset, source_opset)
+
 
 FP16_FORM = QdqForm(FP16_QDQ_FORM, "10.0", 19, "fp16", "trtexec --onnx=FILE --stronglyTyped --saveEngine=ENGINE",
                     ".int8.onnx")
@@ -124,13 +129,16 @@ def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
     return types
 
 
+def opset_of(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
 def to_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     """The joined file at its form's opset: 17 through calibration/opset17.py (exact rewrites only); 19 through
     ONNX's version converter (opset 17 -> 19 only moves Reduce* axes to an input and adds FP8 types)."""
     if opset == 17:
         return to_opset17(model)
-    current = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    if current == opset:
+    if opset_of(model) == opset:
         return model
     try:
         return version_converter.convert_version(model, opset)

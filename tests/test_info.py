@@ -119,3 +119,17 @@ def test_info_refuses_image_size_for_a_file(onnx_file):
     with pytest.raises(DeployError, match="--image-size applies to model names"):
         describe(str(onnx_file), "640")
     assert dict(describe("d0", "640"))["cost"]
+
+
+def test_int8_precision_line_says_form_calibration_and_exclusions():
+    from effdet_deploy.info import _precision
+    from runtime.model_info import ModelInfo
+
+    meta = {"model": "shapes_d0", "image_size": "256,256", "mean": "[0, 0, 0]", "std": "[1, 1, 1]", "num_classes": "6",
+            "precision": "int8", "qdq_form": "fp32-opset17", "calibration_method": "mixed", "calibration_images": "64",
+            "exclude": "default", "excluded_nodes": json.dumps(["a", "b", "c"])}
+    line = _precision(ModelInfo.from_metadata(meta, "x.onnx"))
+    assert line == ("int8, TensorRT 8.6 form (fp32-opset17), mixed calibration on 64 images, 3 nodes kept out of "
+                    "INT8 (--exclude default)")
+    assert _precision(ModelInfo.from_metadata({**meta, "precision": "fp16"}, "x.onnx")) == "fp16"
+    assert _precision(ModelInfo.from_metadata({**meta, "excluded_nodes": "{bad"}, "x.onnx")).endswith("unreadable")

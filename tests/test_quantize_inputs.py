@@ -79,3 +79,20 @@ def test_uint8_nhwc_export(tmp_path, calib):
         total, expected = sum(len(d) for d in found), sum(len(d) for d in reference)
         print(f"{label}: {total} detections, FP32 {expected}")
         assert expected > 0 and abs(total - expected) <= max(2, expected // 5), label
+
+
+def test_onnx_nms_export_at_opset_20(tmp_path, calib):
+    """ONNX's converter has no 20 -> 19 adapters: the TensorRT >= 10.0 form keeps the export's opset 20 (TensorRT
+    10.x parses it), the 8.6 form is rewritten to 17; both with the --nms onnx tail (ReduceMax axes input)."""
+    require_modelopt()
+    fp32 = export_onnx(ExportSettings(model="shapes_d0", output=tmp_path / "o20.onnx", image_size=(128, 128),
+                                      nms="onnx", opset=20, score_threshold=0.05))
+    trt86 = tmp_path / "o20.int8.trt86.onnx"
+    int8 = quantize_onnx(QuantizeSettings(fp32, tmp_path / "o20.int8.onnx", precision="int8", calib_dir=calib,
+                                          calib_images=4, method="max", extra_forms=(("8.6", trt86),)))
+    assert_deployable({"int8": int8, "int8-trt86": trt86})
+    opsets = [[o.version for o in onnx.load(str(p)).opset_import if o.domain == ""] for p in (int8, trt86)]
+    assert opsets == [[20], [17]]
+    images = [render(22, i).image for i in range(4)]
+    counts = [sum(len(d) for d in Detector(p, score_threshold=0.3).detect(images)) for p in (fp32, int8, trt86)]
+    assert counts[0] > 0 and all(abs(c - counts[0]) <= 2 for c in counts[1:]), counts
