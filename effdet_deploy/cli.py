@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     except DeployError as e:
         print(f"effdet-deploy {args.command}: error: {e}", file=sys.stderr)
         code = 2
+    except KeyboardInterrupt:        # Ctrl-C: one line, exit 130 (128 + SIGINT) like a shell; artifacts are
+        remove_empty_folders(fresh)  # written atomically, so nothing half-written is left behind
+        print(f"\neffdet-deploy {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:          # `effdet-deploy info x --json | head`: the reader left; no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # Python's own flush at exit must not fail
         return 1
