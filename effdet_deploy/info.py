@@ -114,6 +114,8 @@ def _contract(info: ModelInfo) -> list[tuple[str, str]]:
                        + (f"RGB 0-255, normalized in the graph (mean {_nums(info.mean)}, std {_nums(info.std)})"
                           if info.preprocess else "already normalized")),
              ("classes", _classes(info.num_classes, info.class_names)), ("precision", _precision(info)),
+             *([("weights", "RANDOM (exported without a checkpoint): detections are meaningless")]
+               if extra.get("weights") == "random" else []),
              ("batch", f"{info.batch[0]}" if info.batch[0] == info.batch[1] else f"{info.batch[0]}..{info.batch[1]}"
               + (f" (dynamic {extra['batch'][len('dynamic:'):]} min,opt,max)" if "dynamic:" in extra.get("batch", "") else "")),
              ("NMS", nms.get(info.nms, info.nms))]

@@ -80,9 +80,18 @@ def _check_pre_nms_top_k(s: ExportSettings) -> None:
         raise DeployError(f"--pre-nms-top-k must be >= 1, got {k}")
 
 
+def weights_of(s: ExportSettings) -> str:
+    """Metadata `weights`: 'checkpoint' (--checkpoint), 'shipped' (the package's own), or 'random': an export
+    without either is seeded random and its detections mean nothing (the runtime says so on every load)."""
+    from effdet.pretrained import has_pretrained
+
+    return "checkpoint" if s.checkpoint is not None else "shipped" if has_pretrained(s.model) else "random"
+
+
 def metadata(s: ExportSettings, model_cfg, num_anchors: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """metadata_props (DESIGN §3): everything the runtime needs to use the file."""
     return {
+        "weights": weights_of(s),
         "model": model_cfg.name, "image_size": f"{model_cfg.image_size[0]},{model_cfg.image_size[1]}",
         "input_layout": s.input_format, "input_dtype": s.input_dtype, "preprocess": str(int(s.preprocess)),
         "mean": json.dumps(list(model_cfg.mean)), "std": json.dumps(list(model_cfg.std)),
@@ -126,6 +135,9 @@ def onnx_from_model(s: ExportSettings) -> onnx.ModelProto:
         raise DeployError(f"--class-names gives {len(s.class_names)} names, the model has {model.config.num_classes} "
                           "classes (one name per class, in class order)")
     logger.info("[1/5] built %s %dx%d, %d classes; fusing", model.config.name, size[0], size[1], model.config.num_classes)
+    if weights_of(s) == "random":
+        logger.warning("%s: no --checkpoint and no shipped weights: exporting RANDOM weights (metadata weights=random);"
+                       " its detections are meaningless, parity checks still hold", s.model)
     model.fuse(size)
     anchors = model_anchors(model, size)
     graph = ExportGraph(model, anchors, s).eval()

@@ -17,6 +17,7 @@ import numpy as np
 from runtime.backends.base import Backend
 from runtime.errors import DeployError
 from runtime.letterbox import Letterbox, check_image, letterbox, to_original
+from runtime.log import logger
 from runtime.model_info import NMS_OUTPUTS, ModelInfo
 from runtime.nms import NMSParams, efficient_nms
 from runtime.preprocess import prepare_batch
@@ -84,6 +85,8 @@ class Detector:
             raise DeployError(f"{path}: file not found")
         self.backend = load_backend(name, path, device, **backend_options)
         self.info: ModelInfo = self.backend.info
+        if self.info.extra.get("weights") == "random":
+            logger.warning("%s: exported with RANDOM weights (no checkpoint): its detections are meaningless", path)
         self.score_threshold, self.iou_threshold, self.max_detections = score_threshold, iou_threshold, max_detections
         self._warned: set[str] = set()        # filter requests beyond the file already warned about
         self.timings: dict[str, float] = {}   # seconds per phase of the last detect() call
