@@ -6,12 +6,10 @@ squeeze-excite. onnx.version_converter has no Resize adapter for 19 -> 17, so th
 each only where the opset-17 form means exactly the same; anything else is refused (DeployError), never guessed:
 - Reduce* (18): the constant `axes` input becomes the attribute.
 - Resize (18, 19): `antialias`, `axes`, `keep_aspect_ratio_policy` dropped when at their defaults.
-- QuantizeLinear / DequantizeLinear (19): per-tensor or per-axis (no block_size, opset 21), int8/uint8 only;
-  `saturate` (FP8 only) dropped. FP16 scales (opset 19; ModelOpt's FP16 high-precision output) become FP32:
-  an FP16 weight initializer gets an FP32 copy, an FP16 activation is Cast to FP32 before Q, and DQ's FP32 output
-  is Cast back to FP16 - exact: FP16 -> FP32 is lossless and int8 x scale fits FP16 as before. This also avoids
-  ONNX Runtime 1.24's CPU QuantizeLinear for FP16 input, which truncates instead of rounding (0.026 / 0.05 -> 0,
-  1.234 / 0.05 -> 24; measured with onnxruntime-gpu 1.24.4, tests/test_opset17.py checks the rewrite).
+- QuantizeLinear / DequantizeLinear (19): per-tensor or per-axis (no block_size, opset 21), int8/uint8 only,
+  FP32 scales; `saturate` (FP8 only) dropped. FP16 scales (opset 19, ModelOpt's FP16 output) are refused: wrapping
+  them in Casts is exact but no form TensorRT documents a fusion for; the TensorRT 8.6 INT8 form is
+  calibration/qdq_forms.py:fp32_form (FP32 math, FP32 scales, no Casts).
 - Cast (19): `saturate` (FP8 only) dropped.
 - Constant (19): allowed unless it holds an FP8 tensor (the only opset-19 addition); Cast to FP8 refused.
 - Ops whose opset-19 version only added FP8 types (Reshape, Shape, Size, Identity, Equal, CastLike) are kept.
@@ -91,6 +89,9 @@ def _qdq(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> None:
     if scale is None or scale.dtype not in (np.float32, np.float16):
         raise DeployError(f"{node.name}: {node.op_type} scale must be a float32/float16 constant "
                           f"(got {None if scale is None else scale.dtype})")
+    if scale.dtype == np.float16:
+        raise DeployError(f"{node.name}: {node.op_type} with an FP16 scale needs opset 19 (TensorRT >= 10.0); the "
+                          "TensorRT 8.6 form has FP32 scales (quantize --trt-version 8.6)")
     zero = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
     if zero is not None and helper.np_dtype_to_tensor_dtype(zero.dtype) not in QDQ_TYPES:
         raise DeployError(f"{node.name}: {zero.dtype} quantization needs opset 19+ (opset 17: int8/uint8)")
@@ -151,7 +152,6 @@ def to_opset17(model: onnx.ModelProto) -> onnx.ModelProto:
             _unused_new_features(node)
         elif node.op_type == "Constant" and any(a.t.data_type in FP8_TYPES for a in node.attribute if a.name == "value"):
             raise DeployError(f"{node.name}: an FP8 constant needs opset 19")
-    _fp16_qdq_to_fp32(out, consts)
     for opset in out.opset_import:
         if opset.domain in ("", "ai.onnx"):
             opset.version = min(opset.version, TARGET)
@@ -159,40 +159,6 @@ def to_opset17(model: onnx.ModelProto) -> onnx.ModelProto:
     _drop_unused_constants(out)
     onnx.checker.check_model(out)
     return out
-
-
-def _fp16_qdq_to_fp32(model: onnx.ModelProto, consts: dict[str, np.ndarray]) -> None:
-    """FP16-scaled Q/DQ -> FP32-scaled Q/DQ between Casts (see the module docstring)."""
-    fp32_copy: dict[str, str] = {}
-    weights = {t.name for t in model.graph.initializer}
-
-    def as_fp32(name: str) -> str:
-        if name not in fp32_copy:
-            fp32_copy[name] = f"{name}_fp32"
-            model.graph.initializer.append(numpy_helper.from_array(consts[name].astype(np.float32), fp32_copy[name]))
-        return fp32_copy[name]
-
-    nodes: list[onnx.NodeProto] = []
-    for node in model.graph.node:
-        is_qdq = node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.domain in ("", "ai.onnx")
-        if not is_qdq or consts[node.input[1]].dtype != np.float16:
-            nodes.append(node)
-            continue
-        node.input[1] = as_fp32(node.input[1])
-        if node.op_type == "QuantizeLinear" and node.input[0] in weights:
-            node.input[0] = as_fp32(node.input[0])
-        elif node.op_type == "QuantizeLinear":
-            cast_in = f"{node.input[0]}_fp32_for_{node.name}"
-            nodes.append(helper.make_node("Cast", [node.input[0]], [cast_in], to=onnx.TensorProto.FLOAT,
-                                          name=f"{node.name}_cast_in"))
-            node.input[0] = cast_in
-        nodes.append(node)
-        if node.op_type == "DequantizeLinear":
-            fp16_out, node.output[0] = node.output[0], f"{node.output[0]}_fp32"
-            nodes.append(helper.make_node("Cast", [node.output[0]], [fp16_out], to=onnx.TensorProto.FLOAT16,
-                                          name=f"{node.name}_cast_out"))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
 
 
 def _drop_unused_constants(model: onnx.ModelProto) -> None:

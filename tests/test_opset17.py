@@ -40,25 +40,16 @@ def test_reduce_mean_axes_input_becomes_attribute_and_qdq_is_kept():
     assert run(down, x).shape == (1, 4, 1, 1)
 
 
-def test_fp16_qdq_becomes_fp32_qdq_between_casts():
-    """ModelOpt's FP16-math Q/DQ (FP16 scales, opset 19) -> FP32 scales with Casts around: the same values as
-    the FP32 Q/DQ of the same numbers, Cast to FP16 (what ONNX's QuantizeLinear defines: round half to even)."""
-    def qdq(dtype):
-        graph = helper.make_graph(
-            [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
-            "g", [helper.make_tensor_value_info("x", dtype, [9])], [helper.make_tensor_value_info("y", dtype, [9])],
-            [numpy_helper.from_array(np.array(np.float16(0.05), helper.tensor_dtype_to_np_dtype(dtype)), "s"),
-             numpy_helper.from_array(np.array(0, np.int8), "z")])
-        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
-    x = np.array([-7, -1, -0.03, 0, 0.024, 0.026, 1.234, 6.3, 9], np.float16)
-    down = to_opset17(qdq(TensorProto.FLOAT16))
-    assert [n.op_type for n in down.graph.node] == ["Cast", "QuantizeLinear", "DequantizeLinear", "Cast"]
-    assert {t.data_type for t in down.graph.initializer if t.name.startswith("s")} == {TensorProto.FLOAT}
-    got = run(down, x)
-    want = run(qdq(TensorProto.FLOAT), x.astype(np.float32)).astype(np.float16)
-    assert got.dtype == np.float16
-    np.testing.assert_array_equal(got, want)
-    assert got[5] == np.float16(0.05) and got[6] == np.float16(1.25)   # 0.52 and 24.68 steps round up
+def test_fp16_qdq_is_refused_not_wrapped_in_casts():
+    """ModelOpt's FP16-math Q/DQ (FP16 scales, opset 19) has no opset-17 form TensorRT documents a fusion for
+    (Cast -> Q -> DQ -> Cast): refused; the 8.6 INT8 form is calibration/qdq_forms.fp32_form."""
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [9])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [9])],
+        [numpy_helper.from_array(np.array(0.05, np.float16), "s"), numpy_helper.from_array(np.array(0, np.int8), "z")])
+    with pytest.raises(DeployError, match="FP16 scale needs opset 19"):
+        to_opset17(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9))
 
 
 def test_refuses_what_opset17_cannot_say():
