@@ -8,12 +8,18 @@ VENV_FLAGS ?= $(if $(wildcard /etc/nv_tegra_release),--system-site-packages,)
 
 .PHONY: demo test test-integration typecheck bench gpu-check clean
 
+# x86_64 Linux: a real tritonserver for serve and its tests (the nvidia-pytriton wheel of the [serve] extra). Its
+# numpy<2 pin would downgrade this venv, so the wheel goes in --no-deps and its python backend stub gets numpy<2
+# in a folder of its own (STUB_SITE in effdet_deploy/triton_server.py).
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[export,int8,tools,test]'
 	spec="$$($(PY) tools/cuda_python_spec.py)" && { test -z "$$spec" || $(PY) -m pip install -q "$$spec"; }
+	if [ "$$(uname -s)-$$(uname -m)" = Linux-x86_64 ]; then $(PY) -m pip install -q 'tritonclient[grpc,http]>=2.40' \
+	    && $(PY) -m pip install -q --no-deps 'nvidia-pytriton==0.7.0' \
+	    && $(PY) -m pip install -q --upgrade --target $(VENV)/triton-stub-site 'numpy>=1.24,<2'; fi
 	touch $(STAMP)
 
 demo: $(STAMP)

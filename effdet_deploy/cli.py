@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "trtexec-style latency and throughput on a backend"),
     "eval": ("eval", "COCO mAP of a model file on a COCO-format dataset"),
     "triton": ("triton", "Triton model repository for an ONNX file or engine"),
+    "serve": ("serve", "a Triton server over a model file: encoded images in, detections out"),
     "pipeline": ("pipeline", "export + FP16/INT8 + engines + compare + bench + eval -> report.md"),
     "info": ("info", "what a model name or file is: contract, NMS, precision, TensorRT parsers, params/FLOPs"),
     "lint": ("lint", "TensorRT parser + Q/DQ fusion preconditions of an ONNX file for a TensorRT version"),

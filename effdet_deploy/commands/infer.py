@@ -1,4 +1,5 @@
 """`infer`: images -> one PNG per image with boxes drawn + one COCO-results JSON (detections.json) for all.
+With --server HOST:PORT the detections come from a Triton server (`serve`); the files written are the same.
 
 Unreadable images are skipped and counted; the output folder is created only when something is written.
 """
@@ -8,6 +9,7 @@ import argparse
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 from runtime.atomic import write_atomic
 from runtime.thresholds import DEFAULT_SCORE_THRESHOLD
@@ -17,7 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from effdet_deploy.tool_images import add_checkpoint_flags
     from runtime.coco_eval import CLASS_MAPS
 
-    p.add_argument("--model", required=True, help=".onnx, .engine/.plan, a checkpoint (.pth) or shapes_d0")
+    p.add_argument("--model", default=None, help=".onnx, .engine/.plan, a checkpoint (.pth) or shapes_d0")
+    p.add_argument("--server", default=None, metavar="HOST:PORT",
+                   help="instead of --model: a Triton server from `serve` (HTTP, or gRPC as grpc://HOST:PORT)")
+    p.add_argument("--model-name", default=None, help="with --server: the served model (default: its only one)")
     p.add_argument("--input", required=True, help="an image or a folder of images (searched recursively)")
     p.add_argument("--output", default="infer-output",
                    help="folder for <image path>.png pictures (input folder layout mirrored) and detections.json")
@@ -38,9 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from effdet_deploy.infer_outputs import coco_ids, input_images, picture_path, relative_name
-    from effdet_deploy.tool_images import checkpoint_options
     from runtime.coco_eval import to_coco_results
-    from runtime.detector import Detector
     from runtime.errors import DeployError
     from runtime.image_io import read_image
 
@@ -54,10 +57,9 @@ def run(args: argparse.Namespace) -> int:
         raise DeployError("--class-map applies to --annotations (the ids of the COCO results); give both")
     names = [relative_name(root, f) for f in files]
     results, skipped = [], []
-    with Detector(args.model, backend=args.backend, device=args.device, score_threshold=args.score_threshold,
-                  iou_threshold=args.iou, max_detections=args.max_det, **checkpoint_options(args)) as det:
+    with _detector(args) as det:
         image_ids, categories = coco_ids(args.annotations, names, det.info.num_classes, args.class_map)
-        backend = det.backend.describe()
+        backend = det.url if args.server else det.backend.describe()
         for i, (path, name) in enumerate(zip(files, names), start=1):
             try:
                 image = read_image(path)
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 skipped.append(name)
                 print(f"[{i}/{len(files)}] skipped: {e}")
                 continue
-            found = det.detect(image)
+            found = det.detect(path if args.server else image)   # a server gets the file's own bytes
             _write_picture(picture_path(out, name), image, found, det.info.class_names)
             results.extend(to_coco_results(image_ids[name], found, categories))
             labels = ", ".join(sorted({det.info.class_name(int(c)) for c in found.classes}))
@@ -77,6 +79,27 @@ def run(args: argparse.Namespace) -> int:
           + (f"; skipped {len(skipped)} unreadable: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}"
              if skipped else ""))
     return 0
+
+
+def _detector(args: argparse.Namespace) -> Any:
+    """The local Detector (--model), or a RemoteDetector (--server) filtering as the Detector would."""
+    from effdet_deploy.tool_images import checkpoint_options
+    from runtime.errors import DeployError
+
+    if (args.model is None) == (args.server is None):
+        raise DeployError("give --model (run here) or --server HOST:PORT (a Triton server), one of the two")
+    if args.server is None:
+        from runtime.detector import Detector
+
+        if args.model_name is not None:
+            raise DeployError("--model-name applies to --server")
+        return Detector(args.model, backend=args.backend, device=args.device, score_threshold=args.score_threshold,
+                        iou_threshold=args.iou, max_detections=args.max_det, **checkpoint_options(args))
+    if args.backend or args.device:
+        raise DeployError("--backend / --device choose a local backend; the server runs its own")
+    from effdet_deploy.remote_filters import FilteredRemote
+
+    return FilteredRemote(args.server, args.model_name, args.score_threshold, args.iou, args.max_det)
 
 
 def _write_picture(target: Path, image: object, found: object, names: tuple[str, ...]) -> None:
