@@ -40,7 +40,9 @@ def decode_image(data: np.ndarray | bytes, max_bytes: int = MAX_BYTES, max_pixel
                                   f"the limit of {max_pixels / 1e6:.0f} MP")
             im.load()
             return pil_to_rgb(ImageOps.exif_transpose(im))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:                # Pillow's own guard fires before ours, from 179 MP
+        raise DeployError(f"image exceeds the limit of {max_pixels / 1e6:.0f} MP ({str(e).split(',')[0]})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DeployError(f"not a readable image ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") \
             from None
 
