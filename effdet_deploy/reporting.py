@@ -3,7 +3,7 @@ judge parity, draw the worst image side by side."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -34,18 +34,33 @@ def detections_for(path: str, images: Sequence[np.ndarray], options: dict[str, A
         return list(det.detect(list(images))), det.info
 
 
-def compare_targets(reference: str, targets: Sequence[str], images: Sequence[np.ndarray],
+@dataclass
+class Reference:
+    """What targets are compared with: detections per image, the reference's contract, and its raw outputs."""
+
+    name: str
+    detections: list[Detections]
+    info: ModelInfo
+    raw: RawCache
+
+
+def live_reference(reference: str, images: Sequence[np.ndarray], options: dict[str, Any] | None = None) -> Reference:
+    """Run the reference (checkpoint, shipped name or file) on the images."""
+    dets, info = detections_for(reference, images, options)
+    return Reference(reference, dets, info, RawCache(reference, options, images))
+
+
+def compare_targets(reference: str | Reference, targets: Sequence[str], images: Sequence[np.ndarray],
                     reference_options: dict[str, Any] | None = None, atol: float | None = None,
                     rtol: float | None = None, builtin_images: bool = False) -> Comparison:
     """Both levels (raw outputs, detections) of every target against the reference, with warnings."""
-    ref, ref_info = detections_for(reference, images, reference_options)
-    ref_raw = RawCache(reference, reference_options, images)
-    comparison = Comparison([], [ref], ref_info.class_names)
+    ref = reference if isinstance(reference, Reference) else live_reference(reference, images, reference_options)
+    comparison = Comparison([], [ref.detections], ref.info.class_names)
     for target in targets:
         dets, info = detections_for(target, images)
-        result = compare_detections(target, info.precision, ref, dets, atol, rtol)
-        result.warnings = mismatch_warnings(ref_info, info, builtin_images)
-        raw, note = ref_raw.compare(target, info, result.limits)
+        result = compare_detections(target, info.precision, ref.detections, dets, atol, rtol)
+        result.warnings = mismatch_warnings(ref.info, info, builtin_images)
+        raw, note = ref.raw.compare(target, info, result.limits)
         result.add_raw(raw, note)
         comparison.results.append(result)
         comparison.detections.append(dets)
@@ -69,30 +84,43 @@ def mismatch_warnings(ref: ModelInfo, target: ModelInfo, builtin_images: bool) -
 
 
 class RawCache:
-    """The reference's raw outputs, computed once (kept in memory when under ~1 GB, else recomputed per target)."""
+    """The reference's raw outputs, computed once (kept in memory when under ~1 GB, else recomputed per target),
+    or read from a saved file (effdet_deploy/saved_outputs.py: `saved` yields them image by image)."""
 
-    def __init__(self, reference: str, options: dict[str, Any] | None, images: Sequence[np.ndarray]) -> None:
-        self.runner, self.note = raw_runner(reference, options)
+    def __init__(self, reference: str, options: dict[str, Any] | None, images: Sequence[np.ndarray],
+                 saved: Any = None) -> None:
         self.images = images
         self.kept: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self.saved = saved
+        if saved is not None:
+            self.runner, self.note = None, "" if saved.has_raw() else "raw outputs not compared: none saved"
+            self.info: ModelInfo | None = saved.info
+            return
+        self.runner, self.note = raw_runner(reference, options)
+        self.info = None if self.runner is None else self.runner.info
         if self.runner is not None:
             h, w = self.runner.info.image_size
             if h * w * 0.2 * (self.runner.info.num_classes + 4) * 4 * len(images) < 1e9:
                 self.kept = list(self.runner.outputs(images))
 
+    def outputs(self) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        """(boxes [N,4], scores [N,C]) of each image."""
+        if self.saved is not None:
+            return self.saved.raw()
+        assert self.runner is not None
+        return self.kept if self.kept is not None else self.runner.outputs(self.images)
+
     def compare(self, target: str, info: ModelInfo, limits: dict[str, float | None]) -> tuple[RawParity | None, str]:
         """(raw parity, "") or (None, why there is no raw level)."""
-        if self.runner is None:
+        ref = self.info
+        if ref is None or self.note:
             return None, self.note
-        ref = self.runner.info
         if (ref.image_size, ref.num_classes) != (info.image_size, info.num_classes):
             return None, "raw outputs not compared: input size or class count differ"
         runner, note = raw_runner(target)
         if runner is None:
             return None, note
-        pairs = zip(self.kept if self.kept is not None else self.runner.outputs(self.images),
-                    runner.outputs(self.images))
-        return compare_raw(pairs, limits, info.image_size), ""
+        return compare_raw(zip(self.outputs(), runner.outputs(self.images)), limits, info.image_size), ""
 
 
 def side_by_side(image: np.ndarray, left: Detections, right: Detections, titles: tuple[str, str],

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterator
 
 from runtime.atomic import write_atomic
 from runtime.errors import DeployError, require_file
@@ -21,7 +22,8 @@ EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from effdet_deploy.tool_images import add_checkpoint_flags
 
-    p.add_argument("--reference", required=True, help="checkpoint (.pth), shipped name (shapes_d0) or FP32 .onnx")
+    p.add_argument("--reference", help="checkpoint (.pth), shipped name (shapes_d0) or FP32 .onnx "
+                   "(or --load-outputs)")
     p.add_argument("--target", action="append", required=True, help="ONNX or engine; repeat for several")
     p.add_argument("--images", default=None, help="folder of images (default: built-in shapes scenes)")
     p.add_argument("--max-images", type=int, default=16)
@@ -29,6 +31,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atol", type=float, default=None, help="override score/box absolute tolerance")
     p.add_argument("--rtol", type=float, default=None, help="override mean relative score tolerance")
     p.add_argument("--output", default="compare-output", help="folder for compare.json and worst-image PNGs")
+    p.add_argument("--layers", action="store_true",
+                   help="also compare every intermediate tensor with the FP32 reference: first divergence, "
+                        "error growth, layers.json and layers.png")
+    p.add_argument("--all-layers", action="store_true", help="with --layers: print every tensor, not only those "
+                   "over tolerance")
+    p.add_argument("--save-outputs", type=Path, help="keep the reference's outputs (raw, detections, with --layers "
+                   "every tensor) in FILE for later --load-outputs")
+    p.add_argument("--load-outputs", type=Path, help="compare against a reference saved with --save-outputs "
+                   "(same images) instead of running --reference")
+    p.add_argument("--suggest-exclude", type=Path, help="with --layers and an INT8 target: bisect the smallest set "
+                   "of node groups to keep out of INT8 and write it to FILE (quantize --exclude @FILE)")
+    p.add_argument("--suggest-target", type=float, default=None, help="--suggest-exclude: the worst SNR (dB) of the "
+                   "network outputs to reach (default: the target's median layer SNR + 3 dB)")
 
 
 def verdict_of(verdicts: list[str]) -> str:
@@ -64,32 +79,129 @@ def check_arguments(args: argparse.Namespace) -> None:
     for flag, value in (("--atol", args.atol), ("--rtol", args.rtol)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise DeployError(f"{flag} must be a finite number >= 0, got {value}")
-    files = list(args.target) + ([args.reference] if Path(args.reference).suffix else [])   # not a model name
-    for path in map(Path, files):
+    if (args.reference is None) == (args.load_outputs is None):
+        raise DeployError("give --reference or --load-outputs (one of them)")
+    if args.save_outputs is not None and args.load_outputs is not None:
+        raise DeployError("--save-outputs and --load-outputs together: the outputs are already saved")
+    if args.suggest_exclude is not None and not args.layers:
+        raise DeployError("--suggest-exclude needs --layers")
+    for flag, path in (("--save-outputs", args.save_outputs), ("--suggest-exclude", args.suggest_exclude)):
+        if path is not None and not path.resolve().parent.is_dir():
+            raise DeployError(f"{path}: {flag} folder does not exist")
+    reference = [args.reference] if args.reference and Path(args.reference).suffix else []   # not a model name
+    for path in map(Path, list(args.target) + reference + ([args.load_outputs] if args.load_outputs else [])):
         require_file(path)
 
 
 def run(args: argparse.Namespace) -> int:
     from effdet_deploy.reporting import compare_targets, worst_picture
-    from effdet_deploy.tool_images import checkpoint_options, tool_images
+    from effdet_deploy.tool_images import tool_images
     from runtime.parity import MIN_MATCHED, SCORE_FLOOR
 
     check_arguments(args)
     names, images = tool_images(args.images, args.max_images)
-    print(f"comparing {len(args.target)} target(s) with {args.reference} on {len(images)} image(s) "
-          f"({'built-in shapes scenes' if args.images is None else args.images}); detections at score >= "
+    print(f"comparing {len(args.target)} target(s) with {args.reference or args.load_outputs} on {len(images)} "
+          f"image(s) ({'built-in shapes scenes' if args.images is None else args.images}); detections at score >= "
           f"{SCORE_FLOOR}, at least {MIN_MATCHED} matched for a detection-level PASS")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    comparison = compare_targets(args.reference, args.target, images, checkpoint_options(args), args.atol,
-                                 args.rtol, builtin_images=args.images is None)
-    print_table(comparison.results)
+    with reference_outputs(args, names, images) as (reference, writer):
+        comparison = compare_targets(reference, args.target, images, None, args.atol, args.rtol,
+                                     builtin_images=args.images is None)
+        verdicts = [r.verdict for r in comparison.results]
+        print_table(comparison.results)
+        if args.layers:
+            verdicts += run_layers(args, reference, images, writer, out)
     for index, r in enumerate(comparison.results):
         png = out / f"worst_{Path(r.target).stem}.png"
         worst_picture(comparison, index, images[r.worst_image], ("reference", Path(r.target).name)).save(png)
-    report = {"reference": args.reference, "images": names, "score_threshold": SCORE_FLOOR,
-              "verdict": verdict_of([r.verdict for r in comparison.results]),
-              "targets": [r.to_json() for r in comparison.results]}
+    report = {"reference": args.reference or str(args.load_outputs), "images": names, "score_threshold": SCORE_FLOOR,
+              "verdict": verdict_of(verdicts), "targets": [r.to_json() for r in comparison.results]}
     write_atomic(out / "compare.json", json.dumps(report, indent=2))
     print(f"{report['verdict']}; wrote {out / 'compare.json'} and worst-image pictures")
     return EXIT_CODES[str(report["verdict"])]
+
+
+@contextmanager
+def reference_outputs(args: argparse.Namespace, names: list[str], images: list) -> Iterator[tuple[Any, Any]]:
+    """(the reference, a writer for --save-outputs or None); the saved file appears only when all went well."""
+    from effdet_deploy.reporting import RawCache, Reference, live_reference
+    from effdet_deploy.saved_outputs import OutputsWriter, check_same_model, load_outputs
+    from effdet_deploy.tool_images import checkpoint_options
+
+    if args.load_outputs is not None:
+        saved = load_outputs(args.load_outputs, names, images, args.layers)
+        for target in args.target:
+            check_same_model(saved, _info_of(target), target)
+        yield Reference(str(args.load_outputs), saved.detections(), saved.info,
+                        RawCache("", None, images, saved=saved)), saved
+        return
+    reference = live_reference(args.reference, images, checkpoint_options(args))
+    if args.save_outputs is None:
+        yield reference, None
+        return
+    writer = OutputsWriter(args.save_outputs)
+    try:
+        yield reference, writer
+        writer.close(_manifest(args, names, images, reference, writer))
+        print(f"saved the reference's outputs to {args.save_outputs}")
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _manifest(args: argparse.Namespace, names: list[str], images: list, reference: Any, writer: Any) -> dict:
+    from effdet_deploy.saved_outputs import images_digest, info_json
+
+    for index, det in enumerate(reference.detections):
+        writer.detections(index, det)
+    raw = reference.raw.info is not None and not reference.raw.note
+    if raw:
+        for index, (boxes, scores) in enumerate(reference.raw.outputs()):
+            writer.raw(index, boxes, scores)
+    tensors = getattr(writer, "layer_tensors", [])
+    return {"reference": args.reference, "info": info_json(reference.info), "images": names,
+            "images_sha256": images_digest(images), "raw": raw, "tensors": [t.name for t in tensors],
+            "layer_tensors": [t.to_json() for t in tensors]}
+
+
+def _info_of(path: str) -> Any:
+    from runtime.detector import Detector
+
+    with Detector(path) as det:
+        return det.info
+
+
+def run_layers(args: argparse.Namespace, reference: Any, images: list, writer: Any, out: Path) -> list[str]:
+    """compare --layers for every target; INCONCLUSIVE where no tensor could be compared."""
+    from effdet_deploy.layer_command import LayerReference, compare_layers, print_report, write_layer_outputs
+    from effdet_deploy.saved_outputs import SavedOutputs
+
+    if isinstance(writer, SavedOutputs):
+        layer_ref, writer = LayerReference.saved(writer), None
+    else:
+        layer_ref = LayerReference.live(args.reference, images, checkpoint_options_of(args), reference.info)
+        if writer is not None:
+            writer.layer_tensors = layer_ref.tensors
+    reports, verdicts = [], []
+    for index, target in enumerate(args.target):
+        report = compare_layers(layer_ref, target, images, writer if index == 0 else None)
+        print_report(report, args.all_layers)
+        reports.append(report)
+        if not report.compared:
+            verdicts.append("INCONCLUSIVE")
+            print(f"  => INCONCLUSIVE: no tensor of {target} matches one of the reference (an engine needs its "
+                  "tensors marked as outputs at build time: export/layer_marks.py)")
+    written = write_layer_outputs(reports, out)
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    if args.suggest_exclude is not None:
+        from effdet_deploy.precision_debug import suggest_exclude
+
+        suggest_exclude(args, layer_ref, reports[0], images)
+    return verdicts
+
+
+def checkpoint_options_of(args: argparse.Namespace) -> dict[str, Any]:
+    from effdet_deploy.tool_images import checkpoint_options
+
+    return checkpoint_options(args)
