@@ -39,7 +39,7 @@ class QuantizeSettings:
     calib_images: int = 500
     calib_batch: int = 8
     method: str = DEFAULT_METHOD     # mixed (per-tensor best of entropy/percentile/max) | entropy | max
-    exclude: str = "default"         # default (int8.sensitive_nodes) | none | auto | comma-separated node names
+    exclude: str = "default"         # default (int8.sensitive_nodes) | none | auto | node,names | @exclude-file
     target: float = 0.05             # --exclude auto: largest relative output error accepted
     holdout: int = 16                # --exclude auto: images held out of calibration to measure on
     seed: int = 0
@@ -83,7 +83,7 @@ def check(s: QuantizeSettings) -> None:
                               f"gives {found}")
         if s.exclude not in ("auto", "default", "none"):
             names = {n.name for n in read_onnx(s.onnx, weights=False).graph.node}
-            unknown = [n for n in s.exclude.split(",") if n and n not in names]
+            unknown = [n for n in _listed(s.exclude) if n not in names]
             if unknown:
                 raise DeployError(f"{s.onnx}: --exclude names nodes that are not in the file: {', '.join(unknown[:3])}")
 
@@ -129,11 +129,21 @@ def checked_for(model: onnx.ModelProto, opset: int, min_tensorrt: str, source: P
 
 
 def _named_exclusions(exclude: str, parts: SplitGraph) -> list[str]:
-    """--exclude none | default (the measured SENSITIVE_GROUPS and SENSITIVE_PATTERNS) | node,names -> node names."""
+    """--exclude none | default (the measured SENSITIVE_GROUPS and SENSITIVE_PATTERNS) | node,names | @FILE (an
+    exclude file from compare --suggest-exclude: calibration/exclude_file.py) -> node names."""
     if exclude == "none":
         return []
     if exclude == "default":
         return sensitive_nodes(parts)
+    return _listed(exclude)
+
+
+def _listed(exclude: str) -> list[str]:
+    """Node names of 'a,b,c' or of the exclude file '@FILE'."""
+    if exclude.startswith("@"):
+        from calibration.exclude_file import read_exclude_file
+
+        return read_exclude_file(Path(exclude[1:]))
     return [n for n in exclude.split(",") if n]
 
 

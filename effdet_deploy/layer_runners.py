@@ -45,16 +45,20 @@ def onnx_layer_run(path: Path, wanted: Callable[[Any], list[str]]) -> LayerRun:
     """An ONNX file's body with the tensors `wanted(full_model)` returns exposed."""
     import onnx
 
+    return model_layer_run(onnx.load(str(path)), wanted, str(path))
+
+
+def model_layer_run(model: Any, wanted: Callable[[Any], list[str]], source: str) -> LayerRun:
+    """The same for an in-memory ModelProto (e.g. an INT8 file with some groups taken out of INT8)."""
     from effdet_deploy.layer_tensors import body_of
     from export.onnx_io import metadata_of
 
-    model = onnx.load(str(path))
-    info = ModelInfo.from_metadata(metadata_of(model), str(path))
+    info = ModelInfo.from_metadata(metadata_of(model), source)
     names = wanted(model)
     body = body_of(model)
     available = {o for n in body.graph.node for o in n.output} | {i.name for i in body.graph.input}
     names = [n for n in names if n in available]
-    session = _session_with_outputs(body, names, str(path))
+    session = _session_with_outputs(body, names, source)
     feed = session.get_inputs()[0].name
 
     def run(batch: np.ndarray) -> Outputs:

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "ranges, then conv bias correction")
     p.add_argument("--exclude", default="default",
                    help="default (measured: the box head and the squeeze-excite gates) | none | "
-                        "auto (measured search) | node,names")
+                        "auto (measured search) | node,names | @FILE (from compare --layers --suggest-exclude FILE)")
     p.add_argument("--target", type=float, default=0.05, help="--exclude auto: accepted relative output error")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trt-version", default="10.0",
