@@ -42,6 +42,7 @@ class BuildSettings:
     calib_method: str = "entropy"                      # entropy | minmax
     strongly_typed: bool | None = None                 # None: from the file's precision and TensorRT version
     detailed_profiling: bool = False                   # trtexec --profilingVerbosity=detailed: layer precisions
+    mark_outputs: tuple[str, ...] = ()                 # tensors made engine outputs (export/layer_marks.py)
 
 
 def parse_shapes(text: str | None) -> Shapes:

@@ -227,6 +227,10 @@ def engine_from_onnx(s: BuildSettings, calibration: Calibration | None = None) -
         raise DeployError(f"TensorRT could not create a builder{messages.suffix() or ' (no usable GPU?)'}") from None
     network = builder.create_network(network_flags(trt, strong))   # flags per version: runtime/trt_compat.py
     _parse(network, trt_logger, s)
+    if s.mark_outputs:                            # a layer-wise engine for compare --layers (Polygraphy's marking)
+        from export.layer_marks import mark_outputs
+
+        logger.info(f"{mark_outputs(network, s.mark_outputs)} intermediate tensors marked as engine outputs")
     pinned = 0
     if PIN_FP32 in flags and precision in ("fp16", "int8"):   # the file's FP16 typing to keep (not DLA's flag alone)
         from export.onnx_io import read_onnx

@@ -9,7 +9,7 @@ INCONCLUSIVE per engine and FP16 vs INT8 engine time side by side. Without Tenso
 ModelOpt, or with CUDA versions that do not fit: one line saying what is missing, exit 2. Exit 1 on any FAIL, 3
 on any INCONCLUSIVE (and no FAIL), 0 when everything passed.
 
-    python tools/gpu_check.py [--output gpu-check] [--images 16] [--iterations 50]
+    python tools/gpu_check.py [--output gpu-check] [--images 16] [--iterations 50] [--layers]
 """
 from __future__ import annotations
 
@@ -304,6 +304,22 @@ def _layer_information(backend: object) -> tuple[str, list[str]]:
         return "", [f"layer information unavailable ({type(e).__name__}: {e})"]
 
 
+def layer_rows(files: dict[Case, Path | str], images: list, out: Path) -> list[Row]:
+    """`--layers`: the FP16 and INT8 plugin engines, layer by layer against the FP32 file (tools/gpu_layers.py)."""
+    from tools.gpu_layers import layerwise_row
+
+    fp32 = files[Case("fp32", "efficient", "static")]
+    rows = []
+    for precision in ("fp16", "int8"):
+        onnx = files[Case(precision, "efficient", "static")]
+        if isinstance(onnx, str) or isinstance(fp32, str):
+            rows.append(Row(f"{precision} layer-wise", "FAIL", [str(onnx if isinstance(onnx, str) else fp32)]))
+            continue
+        rows.append(layerwise_row(f"{precision}-pluginnms-static", onnx, fp32, images, out))
+        print(f"  {rows[-1].name}: {rows[-1].verdict}")
+    return rows
+
+
 def run_tiers() -> Row:
     """The `cuda` and `tensorrt` pytest tiers; nothing collected, or nothing passed (all skipped), is
     INCONCLUSIVE with pytest's skip reasons, not a pass; a hang past TIERS_TIMEOUT_S is a FAIL."""
@@ -322,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=16, help="generated scenes compared per engine")
     parser.add_argument("--iterations", type=int, default=50, help="timed iterations per engine")
     parser.add_argument("--calib-images", type=int, default=64)
+    parser.add_argument("--layers", action="store_true", help="also rebuild the FP16 and INT8 plugin engines with every "
+                        "FP32 tensor marked as an output and compare them layer by layer (tools/gpu_layers.py)")
     args = parser.parse_args(argv)
     why = missing()
     if why:
@@ -349,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
                     check_engine(case, files[case.onnx_case], images, args.iterations, compare))
         print(f"  {case.name}: {rows[-1].verdict}")
         write_atomic(report, report_markdown(env, rows, None, len(cases)))   # what is known, if a later step dies
+    if args.layers and compare:
+        rows += layer_rows(files, images, args.output)
     tiers = run_tiers()
     write_atomic(report, report_markdown(env, rows, tiers, len(cases)))
     print(f"wrote {report}")

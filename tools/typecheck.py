@@ -41,6 +41,7 @@ MISUSES: dict[str, tuple[str, str]] = {
     "calibration/legacy.py": ("trt.IInt8MinMaxCalibrator.__init__(self)",
                               "trt.IInt8MinMaxCalibrator.__init__(self, 0)"),
     "tools/gpu_check.py": ("cudart.device_properties(0)", "cudart.device_properties(\"0\")"),
+    "export/layer_marks.py": ("network.mark_output(tensor)", "network.mark_output(tensor.name)"),
 }
 
 
