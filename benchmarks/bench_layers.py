@@ -67,22 +67,25 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--ap-scenes", type=int, default=300)
     ap.add_argument("--no-roundtrip", action="store_true")
+    ap.add_argument("--no-timing", action="store_true", help="skip the timed analysis (round trip only)")
+    ap.add_argument("--suggest-target", type=float, default=None, help="compare --suggest-target (dB)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-layers-"))
     work.mkdir(parents=True, exist_ok=True)
     fp32, int8, calib = files(work)
     exclude = work / "exclude.json"
     wall, peak, out = cli("compare", "--reference", fp32, "--target", int8, "--layers", "--max-images", args.images,
-                          "--output", work / "compare-output")
+                          "--output", work / "compare-output") if not args.no_timing else (0.0, 0.0, "")
     analysis = next((line for line in out.splitlines() if "tensors compared" in line), "?")
     print(f"compare --layers, {args.images} images at 256 (whole command incl. the detection compare): {wall:.1f} s, "
           f"peak RSS {peak:.0f} MiB; {analysis}")
     if args.no_roundtrip:
         return
     wall, peak, out = cli("compare", "--reference", fp32, "--target", int8, "--layers", "--max-images", args.images,
-                          "--output", work / "compare-output", "--suggest-exclude", exclude)
+                          "--output", work / "compare-output", "--suggest-exclude", exclude,
+                          *(["--suggest-target", args.suggest_target] if args.suggest_target is not None else []))
     print(next(line for line in out.splitlines() if "group(s) out of INT8 (" in line))
-    better = work / "shapes.int8.excluded.onnx"
+    better = work / f"shapes.int8.excluded{args.suggest_target or ''}.onnx"
     cli("quantize", "--onnx", fp32, "--output", better, "--precision", "int8", "--calib-dir", calib,
         "--calib-images", CALIB_IMAGES, "--exclude", f"@{exclude}")
     aps = {name: ap_of(path, args.ap_scenes) for name, path in (("FP32", fp32), ("INT8 default", int8),
