@@ -88,7 +88,10 @@ def fp32_form(body: onnx.ModelProto) -> onnx.ModelProto:
         if v.type.tensor_type.elem_type == TensorProto.FLOAT16:
             v.type.tensor_type.elem_type = TensorProto.FLOAT
     _drop_identity_casts(out)
-    return to_opset17(onnx.shape_inference.infer_shapes(out))
+    try:
+        return to_opset17(onnx.shape_inference.infer_shapes(out))
+    except onnx.checker.ValidationError as e:
+        raise DeployError(f"the TensorRT 8.6 INT8 form is not a valid model: {str(e).splitlines()[0][:200]}") from None
 
 
 def _drop_identity_casts(model: onnx.ModelProto) -> None:
@@ -96,14 +99,14 @@ def _drop_identity_casts(model: onnx.ModelProto) -> None:
     the Cast wrote a graph output, the tensor before it takes the output's name (so the outputs keep theirs)."""
     types = _elem_types(model)
     outputs = {o.name for o in model.graph.output}
-    inputs = {i.name for i in model.graph.input}
+    fixed = {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer} | outputs
     alias: dict[str, str] = {}
     keep = []
     for node in model.graph.node:
         identity = node.op_type == "Cast" and types.get(node.input[0]) == helper.get_attribute_value(node.attribute[0])
         source = _resolve(alias, node.input[0]) if identity else ""
-        if not identity or (node.output[0] in outputs and source in inputs):
-            keep.append(node)
+        if not identity or (node.output[0] in outputs and (source in fixed or source in alias)):
+            keep.append(node)     # a graph input, initializer or output cannot take another output's name
         elif node.output[0] in outputs:
             alias[source] = node.output[0]
         else:

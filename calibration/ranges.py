@@ -23,8 +23,9 @@ from onnx import numpy_helper
 BINS = 2048
 # The smallest scale a Q/DQ node gets: the smallest normal FP16 number, 2^-14. The INT8 file for TensorRT >= 10.0
 # stores scales in FP16 (opset 19, ModelOpt's form), where amax/127 of a near-silent activation (random weights)
-# underflows to 0, which no TensorRT accepts; subnormal scales are avoided too (their reciprocal, 2^24 at the
-# smallest, is not an FP16 number). Scales are computed in FP32 and rounded once, so both INT8 forms carry the same.
+# underflows to 0, which TensorRT's importers refuse (scale > 0); subnormal scales are avoided too: TensorRT
+# quantizes with the reciprocal scale, which overflows FP16 below 1.5e-5 (1/65504), and no TensorRT document covers
+# denormal scales. Scales are computed in FP32 and rounded once, so both INT8 forms carry the same.
 FP16_MIN_SCALE = 2.0 ** -14
 PERCENTILE = 99.99
 GRID = 64                     # clip points max/64 ... max, geometric, searched besides the three methods

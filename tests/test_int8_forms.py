@@ -85,3 +85,39 @@ def test_the_two_forms_detect_alike(files):
         print(f"two INT8 forms above {threshold}: F1 {found.f1:.3f} ({found.matched}/{found.reference}), "
               f"mean IoU {found.mean_iou:.3f}, mean score delta {found.mean_score_delta:.3f}")
     assert verdict.agreement.reference >= 30 and verdict, verdict.failures
+
+
+def test_onnx_runtime_twin_quantizes_every_q_by_the_onnx_rule(files):
+    """The preview of the TensorRT >= 10.0 form (runtime/qdq_twin.py on ONNX Runtime < 1.30): every Q node's INT8
+    codes equal round-half-to-even(fp32(x) / fp32(scale)) of the FP16 tensor it reads, clipped to int8 (without the
+    twin's Max barrier, 151 of 219 activation Q nodes were one code off at ties), and every DQ is int8 x scale
+    rounded once to FP16."""
+    from runtime.onnx_session import create_session
+    from runtime.qdq_twin import twin
+
+    model = onnx.load(str(files["int8"]))
+    consts = values(model)
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    names = list(dict.fromkeys(t for n in qdq for t in (n.input[0], n.output[0]) if t not in consts))
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
+    model.graph.output.extend(onnx.helper.make_tensor_value_info(t, types[t], None) for t in names)
+    session = create_session(twin(model).SerializeToString(), source_name="twin probe")
+    info = Detector(files["int8"]).info
+    from runtime.letterbox import letterbox
+    from runtime.preprocess import prepare_batch
+    image = prepare_batch([letterbox(render(HOLDOUT_SEED, 0).image, info.image_size, info.mean)[0]], info)
+    seen = dict(zip(names, session.run(names, {session.get_inputs()[0].name: image})))
+    wrong = []
+    for n in qdq:
+        x, scale = seen.get(n.input[0], consts.get(n.input[0])), consts[n.input[1]].astype(np.float32)
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+        if scale.size > 1:
+            scale = scale.reshape([-1 if d == axis else 1 for d in range(x.ndim)])
+        if n.op_type == "QuantizeLinear":
+            want = np.clip(np.rint(x.astype(np.float32) / scale), -128, 127).astype(np.int8)
+        else:
+            want = (x.astype(np.float32) * scale).astype(consts[n.input[1]].dtype)
+        if not np.array_equal(seen[n.output[0]], want):
+            wrong.append(n.name)
+    assert len(qdq) > 700 and wrong == []

@@ -37,8 +37,8 @@ def test_twin_quantizes_as_the_onnx_spec_says():
     np.testing.assert_array_equal(codes, expected)
     np.testing.assert_array_equal(dequantized, (expected.astype(np.float32) * np.float32(SCALE)).astype(np.float16))
     changed = twin(qdq_model())
-    assert [n.op_type for n in changed.graph.node] == ["Cast", "QuantizeLinear", "DequantizeLinear"]
-    dq = changed.graph.node[2]
+    assert [n.op_type for n in changed.graph.node] == ["Max", "Cast", "QuantizeLinear", "DequantizeLinear"]
+    dq = changed.graph.node[3]
     assert {t.name: t.data_type for t in changed.graph.initializer}[dq.input[1]] == TensorProto.FLOAT16   # DQ kept
 
 

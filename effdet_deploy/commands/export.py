@@ -44,8 +44,8 @@ def _triple(text: str | None) -> tuple[int, int, int] | None:
 
 def run(args: argparse.Namespace) -> int:
     from effdet.config import parse_image_size
-    from export.onnx_export import export_onnx
     from export.settings import ExportSettings
+    from export.settings_check import check_settings
 
     settings = ExportSettings(
         model=args.model, output=args.output, checkpoint=args.checkpoint,
@@ -55,5 +55,8 @@ def run(args: argparse.Namespace) -> int:
         preprocess=not args.no_preprocess, input_format=args.input_format, input_dtype=args.input_dtype,
         batch=args.batch, dynamic_batch=_triple(args.dynamic_batch), opset=args.opset,
         pre_nms_top_k=args.pre_nms_top_k)
+    check_settings(settings)        # before torch is imported: a mistyped flag is answered at once
+    from export.onnx_export import export_onnx
+
     export_onnx(settings)
     return 0
