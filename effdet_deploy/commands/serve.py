@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if repository is None:
         repository, cleanup = temporary_repository()
     try:
-        settings = ServeSettings(model=model_file(args.model), output=repository, name=args.name,
+        model = model_file(args.model)
+        name = args.name or (None if model == Path(args.model) else args.model)    # shapes_d0, not its cache file
+        settings = ServeSettings(model=model, output=repository, name=name,
                                  max_batch_size=args.max_batch_size, max_queue_delay_us=args.max_queue_delay_us,
                                  instances=args.instances, kind=args.kind or ("gpu" if args.dry_run else None),
                                  score_threshold=args.score_threshold,
