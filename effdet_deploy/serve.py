@@ -8,12 +8,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from export.triton import PLATFORMS
 from export.triton_served import ServedRepository, ServeSettings, served_repository
 from runtime.errors import DeployError
 from runtime.log import logger
+
+if TYPE_CHECKING:
+    from effdet_deploy.triton_server import ServerInstall
 
 NGC_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"    # Triton 2.51, as the nvidia-pytriton wheel's server
 EXPORT_BATCH = (1, 4, 8)
@@ -78,7 +81,7 @@ def docker_line(repo: ServedRepository, model: Path, options: ServerOptions) -> 
             f"bash -c \"{install} && tritonserver --model-repository=/models\"")
 
 
-def loadable(repo: ServedRepository, install: Any, model: Path) -> tuple[list[str], str]:
+def loadable(repo: ServedRepository, install: ServerInstall, model: Path) -> tuple[list[str], str]:
     """The models this server can run (the detector always; native + ensemble where it has the backend)."""
     from effdet_deploy.triton_server import NATIVE_BACKENDS
 

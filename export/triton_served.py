@@ -17,7 +17,7 @@ from pathlib import Path
 from export.triton import PLATFORMS, TritonSettings, file_info, triton_repository, validate_config
 from runtime.atomic import write_atomic
 from runtime.errors import DeployError
-from runtime.model_info import NMS_OUTPUTS, ModelInfo
+from runtime.model_info import ModelInfo
 from runtime.served import INPUT, MAX_BYTES, MAX_PIXELS
 from runtime.thresholds import DEFAULT_SCORE_THRESHOLD
 
@@ -119,6 +119,10 @@ def served_repository(s: ServeSettings) -> ServedRepository:
     folder = s.output / name
     (folder / "1").mkdir(parents=True, exist_ok=True)
     _copy(s.model, folder / "1" / PLATFORMS[s.model.suffix][1])
+    if PLATFORMS[s.model.suffix][0] == "tensorrt_plan":     # the TensorRT backend reads the engine's contract there
+        from runtime.engine_sidecar import sidecar_path
+
+        _copy(sidecar_path(s.model), sidecar_path(folder / "1" / PLATFORMS[s.model.suffix][1]))
     write_atomic(folder / "1" / "model.py", (SOURCES / "detector.py").read_text())
     write_atomic(folder / "labels.txt", "".join(f"{n}\n" for n in _labels(info)))
     write_atomic(folder / "config.pbtxt", text)

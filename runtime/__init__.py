@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Detector", "Detections", "DeployError"]
-_EXPORTS = {"Detector": "runtime.detector", "Detections": "runtime.result", "DeployError": "runtime.errors"}
+__all__ = ["Detector", "Detections", "DeployError", "RemoteDetector"]
+_EXPORTS = {"Detector": "runtime.detector", "Detections": "runtime.result", "DeployError": "runtime.errors",
+            "RemoteDetector": "runtime.remote"}
 
 
 def __getattr__(name: str) -> Any:

@@ -58,6 +58,24 @@ def test_repository_and_ensemble_wiring(tiny, tmp_path):
     assert {o.name for o in ensemble.output} <= set(produced)
 
 
+def test_engine_repository_carries_its_sidecar(tiny, tmp_path):
+    import onnx
+
+    from runtime.engine_sidecar import check_unchanged, read_sidecar, write_sidecar
+
+    engine = tmp_path / "tiny.engine"                  # an engine is described by its sidecar (not run here)
+    engine.write_bytes(b"\0" * 64)
+    write_sidecar(engine, {"tensorrt_version": "10.5.0", "onnx_metadata": {p.key: p.value for p in
+                                                                           onnx.load(str(tiny)).metadata_props}})
+    repo = served_repository(ServeSettings(model=engine, output=tmp_path / "repo"))
+    found = configs(repo.root)
+    assert found["tiny"].instance_group[0].kind == 1 and found["tiny_native"].platform == "tensorrt_plan"   # KIND_GPU
+    plan = repo.root / "tiny" / "1" / "model.plan"
+    check_unchanged(plan, read_sidecar(plan), digest=True)             # the copy is the engine its sidecar names
+    out = cli("serve", engine, "--dry-run", "--repository", tmp_path / "dry")
+    assert out.returncode == 0 and "'tensorrt-cu12==10.5.0'" in out.stdout, out.stdout + out.stderr
+
+
 def test_plugin_file_gets_no_native_model(tmp_path, tiny):
     import onnx
 
@@ -82,6 +100,13 @@ def test_request_limits():
         decode_image(b"\0" * 101, max_bytes=100)
     image = np.random.default_rng(0).integers(0, 255, (5, 7, 3), np.uint8)
     assert np.array_equal(decode_image(png_bytes(image)), image)
+
+
+def test_client_and_served_model_import_neither_torch_nor_onnx():
+    code = ("import sys; from runtime import RemoteDetector; import runtime.served_model, runtime.detector; "
+            "print(sorted(m for m in ('torch', 'onnx', 'effdet') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_dry_run_and_errors(tiny, tmp_path):
