@@ -121,11 +121,33 @@ def checkpoint_num_classes(state: dict[str, torch.Tensor], anchors_per_location:
     return None if w is None else w.shape[0] // anchors_per_location
 
 
-def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def other_architecture(facts: CheckpointFacts, wanted: str) -> str | None:
+    """The architecture a checkpoint records when it is not `wanted` (aliases resolved), else None."""
+    from effdet.config import ALIASES
+
+    if facts.model is None:
+        return None
+    recorded = ALIASES.get(facts.model, facts.model)
+    return recorded if recorded != ALIASES.get(wanted, wanted) else None
+
+
+def wrong_architecture(source: str | Path, recorded: str, wanted: str) -> DeployError:
+    """One line naming both architectures (not hundreds of missing keys): the fix is the other --model."""
+    return DeployError(f"{source}: the checkpoint is a {recorded} (recorded in the file), the model asked for is "
+                       f"{wanted}; pass --model {recorded}")
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str,
+               facts: CheckpointFacts = CheckpointFacts()) -> None:
     """Strict load; the class head is skipped (kept re-initialized) when its shape differs."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
+    name = model.config.name  # type: ignore[union-attr]
+    recorded = other_architecture(facts, name)
+    reshaped = [k for k in state if k in own and state[k].shape != own[k].shape and not k.startswith(CLASS_HEAD)]
+    if recorded is not None and (missing or unexpected or reshaped):
+        raise wrong_architecture(source, recorded, name)
     if missing or unexpected:
         raise DeployError(f"{source}: checkpoint does not match {model.config.name}: "  # type: ignore[union-attr]
                           f"{_few('missing', missing)}{_few('unexpected', unexpected)}".rstrip("; "))

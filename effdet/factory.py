@@ -59,5 +59,5 @@ def create_model(name: str, checkpoint: str | Path | None = None, *, num_classes
     model = EfficientDet(config)
     init_weights(model)
     if state is not None:
-        load_state(model, state, str(checkpoint))
+        load_state(model, state, str(checkpoint), facts)
     return model.eval()
