@@ -1,10 +1,15 @@
 """Checks every command's output paths against its inputs before it runs: an output never replaces an input
 (`bench --json model.onnx`, `export --checkpoint c.pth --output c.pth`, `eval --output annotations.json`), a
 file output is not an existing folder and a folder output not an existing file, and ONNX outputs end in .onnx
-(their OUT.log is named after them). One DeployError naming the flag, before any work or write."""
+(their OUT.log is named after them), and the folder that will hold an output can be written: the nearest
+existing folder on its path is a folder (not a file: `bench --json FILE/x.json`) and accepts a file (a probe
+file is created and removed: permission bits say nothing for root or read-only mounts). One DeployError naming
+the flag, before any work or write."""
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 from runtime.errors import DeployError
@@ -35,12 +40,38 @@ def _existing_inputs(args: argparse.Namespace) -> dict[Path, str]:
     return found
 
 
+def _default_output(command: str, args: argparse.Namespace, dest: str) -> object:
+    """The path a command writes when its output flag is left out (eval: eval-output/<model>.results.json)."""
+    value = getattr(args, dest, None)
+    if value is None and command == "eval" and isinstance(getattr(args, "model", None), str):
+        from effdet_deploy.commands.eval import default_output
+
+        return default_output(args.model)
+    return value
+
+
+def check_writable(path: Path, is_file: bool, flag: str) -> None:
+    """The folder that will hold `path` (or be `path`) can be made and written: the nearest existing one on
+    the way is a folder that accepts a new file."""
+    anchor = (path.parent if is_file else path).absolute()
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise DeployError(f"{path}: {flag} lies below {anchor}, which is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".effdet-write-check-", dir=anchor)
+    except OSError as e:
+        raise DeployError(f"{path}: {flag}: cannot write in {anchor} ({e.strerror or e})") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
 def check_output_paths(command: str, args: argparse.Namespace) -> None:
     inputs = _existing_inputs(args)
     outputs = [(dest, True) for dest in FILE_OUTPUTS.get(command, ())]
     outputs += [(FOLDER_OUTPUTS[command], False)] if command in FOLDER_OUTPUTS else []
     for dest, is_file in outputs:
-        value = getattr(args, dest, None)
+        value = _default_output(command, args, dest)
         if not isinstance(value, (str, Path)) or not str(value):
             continue
         path, flag = Path(value), _flag(dest)
@@ -58,3 +89,4 @@ def check_output_paths(command: str, args: argparse.Namespace) -> None:
             raise DeployError(f"{value}: {flag} is a file; give a folder")
         if ONNX_OUTPUTS.get(command) == dest and path.suffix.lower() != ".onnx":
             raise DeployError(f"{value}: {flag} must end in .onnx")
+        check_writable(path, is_file, flag)

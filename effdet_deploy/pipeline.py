@@ -236,7 +236,7 @@ STEPS = [("reference", prepare_reference), ("export", export_artifacts), ("quant
 def check_settings(s: PipelineSettings) -> None:
     """Every input the steps will read, checked before the first step: a typo in --calib-dir or --images
     fails at once, not after minutes of export and quantization, and before the output folder exists."""
-    from effdet.checkpoint import checkpoint_facts
+    from effdet.checkpoint import checkpoint_facts, other_architecture, wrong_architecture
     from effdet.config import get_config
     from runtime.image_io import list_images
 
@@ -249,7 +249,9 @@ def check_settings(s: PipelineSettings) -> None:
         if value < 1:
             raise DeployError(f"{flag} must be at least 1, got {value}")
     if s.checkpoint is not None:
-        checkpoint_facts(s.checkpoint)       # missing or unreadable: its one-line error
+        recorded = other_architecture(checkpoint_facts(s.checkpoint), s.model)   # unreadable: its one-line error
+        if recorded is not None:
+            raise wrong_architecture(s.checkpoint, recorded, get_config(s.model).name)
     if s.calib_dir is not None:
         list_images(s.calib_dir)
     if (s.images is None) != (s.annotations is None):
@@ -265,19 +267,24 @@ def check_settings(s: PipelineSettings) -> None:
 
 def run_pipeline(s: PipelineSettings) -> Run:
     from effdet_deploy.console import third_party_to_log
+    from effdet_deploy.interrupt_cleanup import IncompleteMark, private_tempdir
     from effdet_deploy.report import write_report
 
     check_settings(s)
     s.output.mkdir(parents=True, exist_ok=True)
     run = Run(s)
     log = s.output / "pipeline.log"
-    with third_party_to_log(log, verbose=logger.isEnabledFor(logging.DEBUG)):   # our progress stays on the console
-        for name, fn in STEPS:
+    mark = IncompleteMark(s.output, ("report.md", "summary.json"))   # until the report is written (Ctrl-C, crash)
+    with private_tempdir(), third_party_to_log(log, verbose=logger.isEnabledFor(logging.DEBUG)):
+        for name, fn in STEPS:                                      # our progress stays on the console
+            mark.update(f"stopped in step '{name}'")
             _step(run, name, fn)
+        mark.update("stopped while writing report.md")
     run.notes.append(f"messages of ModelOpt, ONNX Runtime and other libraries: {log.name}")
     write_report(run)
     summary = {"settings": json.loads(json.dumps(asdict(s), default=str)), "reference": run.reference,
                "artifacts": {k: str(v) for k, v in run.artifacts.items()}, "parity": run.parity, "bench": run.bench,
                "accuracy": run.accuracy, "notes": run.notes, "step_seconds": run.timings}
     write_atomic(s.output / "summary.json", json.dumps(summary, indent=2))
+    mark.done()
     return run

@@ -37,3 +37,30 @@ def checkpoint_options(args: object) -> dict[str, object]:
     if getattr(args, "image_size", None):
         options["image_size"] = args.image_size  # type: ignore[attr-defined]
     return options
+
+
+def add_threads_flag(p: object) -> None:
+    """--threads N: CPU threads of the run (ONNX Runtime intra-op threads; torch.set_num_threads)."""
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",  # type: ignore[attr-defined]
+                   help="CPU threads: ONNX Runtime intra-op threads, or torch.set_num_threads for a checkpoint "
+                        "(default: the library's own choice, usually every core)")
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def backend_options(args: object) -> dict[str, object]:
+    """checkpoint_options plus threads= where --threads was given (a TensorRT engine refuses it)."""
+    options = checkpoint_options(args)
+    if getattr(args, "threads", None):
+        options["threads"] = args.threads  # type: ignore[attr-defined]
+    return options

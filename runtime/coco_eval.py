@@ -138,15 +138,36 @@ def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path
         print("class mapping: " + ", ".join(f"{c}->{cid} ({names.get(cid, 'not in dataset')})"
                                             for c, cid in enumerate(categories[:8]))
               + (" ..." if len(categories) > 8 else ""))
-        entries = coco["images"]
+        entries, skipped = coco["images"], []
         for start in range(0, len(entries), batch):
-            chunk = entries[start:start + batch]
-            found = det.detect([read_image(images_dir / str(e["file_name"])) for e in chunk])
-            for entry, d in zip(chunk, found):
+            chunk, pixels = [], []
+            for entry in entries[start:start + batch]:
+                try:
+                    pixels.append(read_image(images_dir / str(entry["file_name"])))
+                    chunk.append(entry)
+                except DeployError as e:          # unreadable or oversized: skipped and counted, as infer does
+                    skipped.append(entry)
+                    print(f"\reval: skipped: {e}", flush=True)
+            for entry, d in zip(chunk, det.detect(pixels) if pixels else []):
                 results.extend(to_coco_results(int(entry["id"]), d, categories))
             done = min(start + batch, len(entries))
             print(f"\reval: {done}/{len(entries)} images", end="\n" if done == len(entries) else "", flush=True)
+    if skipped:
+        coco = without_images(coco, skipped, images_dir)
+        print(f"eval: skipped {len(skipped)} unreadable image(s), left out of the mAP (their objects too): "
+              + ", ".join(str(e["file_name"]) for e in skipped[:3]) + (" ..." if len(skipped) > 3 else ""))
     metrics = coco_map(coco, results)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(results_path, json.dumps(results))
     return metrics
+
+
+def without_images(coco: dict[str, Any], skipped: list[dict[str, Any]], images_dir: Path) -> dict[str, Any]:
+    """The dataset minus images that could not be read (and their annotations): an unreadable file must not
+    count as a missed detection. None readable: one DeployError line."""
+    gone = {e["id"] for e in skipped}
+    images = [e for e in coco["images"] if e["id"] not in gone]
+    if not images:
+        raise DeployError(f"{images_dir}: none of the {len(gone)} images could be read "
+                          f"(first: {skipped[0]['file_name']})")
+    return {**coco, "images": images, "annotations": [a for a in coco["annotations"] if a["image_id"] not in gone]}

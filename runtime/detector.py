@@ -62,7 +62,7 @@ def load_backend(name: str, path: str | Path, device: str | None, **kwargs: Any)
     if foreign:   # e.g. --arch / --image-size (torch options) given with an .onnx file
         named = ", ".join(f"{k}= (--{k.replace('_', '-')})" if k != "model" else "model= (--arch)" for k in foreign)
         raise DeployError(f"{path}: {named} does not apply to the {name} backend (PyTorch checkpoints take "
-                          "model= and image_size=, engines use_cuda_graph=)")
+                          "model= and image_size=, engines use_cuda_graph=, ONNX Runtime and PyTorch threads=)")
     return backend_cls(path, device, **{k: v for k, v in kwargs.items() if k in accepted})
 
 

@@ -1,7 +1,8 @@
 """Reading images from disk into HxWx3 uint8 RGB: the one reader behind infer, eval and calibration.
 
 Grayscale, palette, CMYK and RGBA images are converted (alpha dropped); 16-bit images are scaled to 8
-bits; EXIF orientation is applied. Unreadable files raise DeployError naming the file.
+bits; EXIF orientation is applied. Unreadable files, and images over PIL's decompression-bomb limit (178 MP),
+raise DeployError naming the file: callers skip and count them like corrupt ones.
 """
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def read_image(path: str | Path) -> np.ndarray:
             return pil_to_rgb(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise DeployError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as e:     # > 2x Image.MAX_IMAGE_PIXELS (178 MP): refused before decoding
+        raise DeployError(f"{path}: image too large to read ({str(e).split(', could be')[0]})") from None
+    except MemoryError:
+        raise DeployError(f"{path}: image too large to read (out of memory decoding it)") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DeployError(f"{path}: not a readable image ({str(e).splitlines()[0][:120]})") from None
 

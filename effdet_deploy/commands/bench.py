@@ -9,13 +9,14 @@ from runtime.atomic import write_atomic
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from effdet_deploy.tool_images import add_checkpoint_flags
+    from effdet_deploy.tool_images import add_checkpoint_flags, add_threads_flag
 
     p.add_argument("--model", required=True, help=".onnx, .engine/.plan, a checkpoint (.pth) or shapes_d0")
     p.add_argument("--backend", default=None, choices=("onnxruntime", "tensorrt", "torch"),
                    help="default: from the file suffix")
     p.add_argument("--device", default=None, help="cpu, cuda, tensorrt (ORT providers) or cuda:N")
     add_checkpoint_flags(p)
+    add_threads_flag(p)
     p.add_argument("--batch", type=int, default=1,
                    help="images per detect() call (beyond the file's max batch: run in chunks, and said so)")
     p.add_argument("--warmup", type=int, default=5, help="runs before timing")
@@ -26,12 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from effdet_deploy.tool_images import checkpoint_options
+    from effdet_deploy.tool_images import backend_options
     from effdet_deploy.benchmarking import bench_model
     from runtime.benchmark import format_result
 
     result, description = bench_model(args.model, args.batch, args.warmup, args.iterations, args.duration,
-                                      backend=args.backend, device=args.device, options=checkpoint_options(args),
+                                      backend=args.backend, device=args.device, options=backend_options(args),
                                       use_cuda_graph=args.use_cuda_graph)
     print("\n".join(format_result(f"{Path(args.model).name} on {description}", result)))
     if args.json:

@@ -6,17 +6,18 @@ Unreadable images are skipped and counted; the output folder is created only whe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from runtime.atomic import write_atomic
 from runtime.thresholds import DEFAULT_SCORE_THRESHOLD
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from effdet_deploy.tool_images import add_checkpoint_flags
+    from effdet_deploy.tool_images import add_checkpoint_flags, add_threads_flag
     from runtime.coco_eval import CLASS_MAPS
 
     p.add_argument("--model", default=None, help=".onnx, .engine/.plan, a checkpoint (.pth) or shapes_d0")
@@ -30,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="default: from the file suffix")
     p.add_argument("--device", default=None, help="cpu, cuda, tensorrt (ORT providers) or cuda:N")
     add_checkpoint_flags(p)
+    add_threads_flag(p)
     p.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
                    help="keep detections scoring at least this (the file's own NMS threshold is the floor)")
     p.add_argument("--iou", "--iou-threshold", dest="iou", type=float, default=None,
@@ -56,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.class_map != "auto":
         raise DeployError("--class-map applies to --annotations (the ids of the COCO results); give both")
     names = [relative_name(root, f) for f in files]
-    results, skipped = [], []
-    with _detector(args) as det:
+    results, skipped, written = [], [], []
+    with _detector(args) as det, _removed_on_interrupt(written, out):
         image_ids, categories = coco_ids(args.annotations, names, det.info.num_classes, args.class_map)
         backend = det.url if args.server else det.backend.describe()
         for i, (path, name) in enumerate(zip(files, names), start=1):
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"[{i}/{len(files)}] skipped: {e}")
                 continue
             found = det.detect(path if args.server else image)   # a server gets the file's own bytes
-            _write_picture(picture_path(out, name), image, found, det.info.class_names)
+            written.append(_write_picture(picture_path(out, name), image, found, det.info.class_names))
             results.extend(to_coco_results(image_ids[name], found, categories))
             labels = ", ".join(sorted({det.info.class_name(int(c)) for c in found.classes}))
             print(f"[{i}/{len(files)}] {name}: {len(found)} detections{' (' + labels + ')' if labels else ''}")
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _detector(args: argparse.Namespace) -> Any:
     """The local Detector (--model), or a RemoteDetector (--server) filtering as the Detector would."""
-    from effdet_deploy.tool_images import checkpoint_options
+    from effdet_deploy.tool_images import backend_options
     from runtime.errors import DeployError
 
     if (args.model is None) == (args.server is None):
@@ -94,7 +96,7 @@ def _detector(args: argparse.Namespace) -> Any:
         if args.model_name is not None:
             raise DeployError("--model-name applies to --server")
         return Detector(args.model, backend=args.backend, device=args.device, score_threshold=args.score_threshold,
-                        iou_threshold=args.iou, max_detections=args.max_det, **checkpoint_options(args))
+                        iou_threshold=args.iou, max_detections=args.max_det, **backend_options(args))
     if args.backend or args.device:
         raise DeployError("--backend / --device choose a local backend; the server runs its own")
     from effdet_deploy.remote_filters import FilteredRemote
@@ -102,10 +104,26 @@ def _detector(args: argparse.Namespace) -> Any:
     return FilteredRemote(args.server, args.model_name, args.score_threshold, args.iou, args.max_det)
 
 
-def _write_picture(target: Path, image: object, found: object, names: tuple[str, ...]) -> None:
+@contextlib.contextmanager
+def _removed_on_interrupt(pictures: list[Path], out: Path) -> Iterator[None]:
+    """Ctrl-C before detections.json is written: this run's pictures (and the folders they made) go again,
+    so no picture is left without the detections.json that lists it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for picture in pictures:
+            picture.unlink(missing_ok=True)
+            for folder in picture.parents:
+                if folder == out or not folder.is_relative_to(out) or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+        raise
+
+
+def _write_picture(target: Path, image: object, found: object, names: tuple[str, ...]) -> Path:
     from runtime.draw import draw_detections
 
     png = io.BytesIO()
     draw_detections(image, found, names).save(png, format="PNG")  # type: ignore[arg-type]
     target.parent.mkdir(parents=True, exist_ok=True)             # created on the first write only
-    write_atomic(target, png.getvalue())
+    return write_atomic(target, png.getvalue())

@@ -1,5 +1,6 @@
 """`quantize`: FP32 ONNX -> strongly typed FP16 ONNX, or Q/DQ INT8 ONNX calibrated on an image folder.
-Our progress on the console; ModelOpt's and ONNX Runtime's output in OUTPUT.log (-v: live too)."""
+Our progress on the console; ModelOpt's and ONNX Runtime's output in OUTPUT.log (-v: live too). Ctrl-C leaves
+neither OUTPUT.log nor temporary files."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from calibration.artifacts import QuantizeSettings, check, quantize_onnx
     from effdet_deploy.console import log_path_for, third_party_to_log
+    from effdet_deploy.interrupt_cleanup import private_tempdir
 
     settings = QuantizeSettings(onnx=args.onnx, output=args.output, precision=args.precision,
                                 calib_dir=args.calib_dir, calib_images=args.calib_images, calib_batch=args.calib_batch,
@@ -44,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
         raise DeployError(f"{', '.join(int8_only)}: INT8 calibration flags, not used by --precision fp16")
     check(settings)                 # bad input fails before OUT.log is opened (and an old one truncated)
     log = log_path_for(args.output, "quantize")
-    with third_party_to_log(log, getattr(args, "verbose", False)):
-        quantize_onnx(settings)
+    try:
+        with private_tempdir(), third_party_to_log(log, getattr(args, "verbose", False)):
+            quantize_onnx(settings)
+    except KeyboardInterrupt:       # Ctrl-C: the log of an unfinished run goes too (the file is written atomically)
+        log.unlink(missing_ok=True)
+        raise
     print(f"ModelOpt / ONNX Runtime messages: {log}" + ("" if getattr(args, "verbose", False) else " (-v shows them live)"))
     return 0

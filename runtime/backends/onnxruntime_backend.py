@@ -3,6 +3,8 @@ ONNX Runtime sessions are thread-safe for `run`; the EfficientNMS_TRT node runs 
 A device that cannot be used here is one warning line, then CPU."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from runtime.backends.base import Backend
@@ -11,7 +13,8 @@ from runtime.gpu import cuda_device_count
 from runtime.lazy import lazy_import
 from runtime.log import logger
 from runtime.model_info import ModelInfo
-from runtime.onnx_session import Provider, create_session, metadata
+from runtime.interrupts import deferred_sigint
+from runtime.onnx_session import Provider, create_session, has_plugin_node, metadata
 
 # device -> providers, in ONNX Runtime's order of preference.
 PROVIDERS = {
@@ -41,17 +44,27 @@ def pick_providers(device: str | None) -> list[Provider]:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
+    def __init__(self, path: str | Path, device: str | None = None, threads: int | None = None) -> None:
+        self.threads = threads           # intra-op threads (`--threads`); None: ONNX Runtime's default
+        super().__init__(path, device)
+
     def open(self) -> ModelInfo:
-        self.session = create_session(self.path, pick_providers(self.device), threads=None)
+        self.session = create_session(self.path, pick_providers(self.device), threads=self.threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.python_ops = has_plugin_node(self.path)     # the EfficientNMS_TRT stand-in runs Python code
         return ModelInfo.from_metadata(metadata(self.session), str(self.path))
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: batch})))
+        if not self.python_ops:
+            return dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: batch})))
+        with deferred_sigint():          # Ctrl-C inside the Python NMS op would abort in C++ (runtime/interrupts)
+            outputs = self.session.run(self.output_names, {self.input_name: batch})
+        return dict(zip(self.output_names, outputs))
 
     def describe(self) -> str:
-        return f"{self.name} ({', '.join(self.session.get_providers())})"
+        threads = f", {self.threads} intra-op threads" if self.threads else ""
+        return f"{self.name} ({', '.join(self.session.get_providers())}{threads})"
 
     def close(self) -> None:
         self.session = None

@@ -19,8 +19,12 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, path: str | Path, device: str | None = None, model: str | None = None,
-                 image_size: int | tuple[int, int] | None = None) -> None:
+                 image_size: int | tuple[int, int] | None = None, threads: int | None = None) -> None:
         self.model_name, self.image_size = model, image_size
+        if threads:                      # `--threads`: PyTorch's intra-op pool (process-wide)
+            import torch
+
+            torch.set_num_threads(threads)
         super().__init__(path, device)
 
     def open(self) -> ModelInfo:

@@ -1,0 +1,37 @@
+"""Ctrl-C held back while native code runs Python callbacks: a KeyboardInterrupt raised inside the
+EfficientNMS_TRT stand-in (an onnxruntime-extensions Python custom op, runtime/ort_plugins.py) unwinds through
+pybind11 and ONNX Runtime's C++ and aborts the process ("terminate called after throwing an instance of
+'pybind11::error_already_set'"). Inside `deferred_sigint()` SIGINT only sets a flag; the KeyboardInterrupt is
+raised once the block is left, in plain Python, where the command's one-line handling sees it.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from types import FrameType
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def deferred_sigint() -> Iterator[None]:
+    """SIGINT during the block is raised as KeyboardInterrupt after it (main thread only: elsewhere Python
+    delivers no signals, and the handler cannot be swapped)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous: Any = signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if callable(previous):
+            previous(signal.SIGINT, None)     # the default handler raises KeyboardInterrupt
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
