@@ -113,6 +113,7 @@ def raw_twin(path: Path) -> tuple[bytes, ModelInfo, np.ndarray | None]:
     domains = {n.domain for n in nodes} | {""}
     twin = helper.make_model(graph, opset_imports=[o for o in proto.opset_import if o.domain in domains],
                              ir_version=proto.ir_version)
+    twin.metadata_props.extend(proto.metadata_props)   # create_session reads qdq_form (runtime/qdq_twin.py) from it
     return twin.SerializeToString(), info, anchors
 
 
