@@ -10,6 +10,7 @@ import platform
 import struct
 import sys
 import tempfile
+import time
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -44,6 +45,30 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def session_members(sid: int) -> list[int]:
+    """Live (not zombie) pids in session `sid` (the server runs in its own session, its stubs with it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def gone(text: str | int, within_s: float = 10.0) -> bool:
+    """No process mentions `text` (or is in session `text`) within the time (SIGKILLed processes take a moment
+    to leave /proc)."""
+    deadline = time.monotonic() + within_s
+    while session_members(text) if isinstance(text, int) else processes_mentioning(text):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 @contextlib.contextmanager
 def running_server(repo: Path, models: list[str], ports: object = None, exit_timeout_s: int = 3) -> Iterator[object]:
     """A TritonServer over `repo`, ready; stopped on exit, with no process of its session left."""
@@ -58,7 +83,8 @@ def running_server(repo: Path, models: list[str], ports: object = None, exit_tim
             yield server
         finally:
             server.stop(grace_s=exit_timeout_s + 10)
-            assert not processes_mentioning(str(repo)), "a server process outlived its test"
+            if server.process is not None:
+                assert gone(server.pid), f"a server process outlived its test: {session_members(server.pid)}"
 
 
 def tiny_detector_onnx(path: Path, size: int = 64) -> Path:

@@ -23,7 +23,7 @@ from runtime.detector import Detector
 from runtime.errors import DeployError
 from runtime.image_io import read_image
 from runtime.remote import RemoteDetector
-from serve_helpers import huge_png, processes_mentioning, require_server, running_server
+from serve_helpers import gone, huge_png, processes_mentioning, require_server, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -282,5 +282,5 @@ def test_serve_cli_drains_stops_and_exits_0(served, expected, sig):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert not processes_mentioning(repo), "serve left a process behind"
+    assert gone(repo), f"serve left a process behind: {processes_mentioning(repo)}"
     assert not Path(repo).exists()                                # its temporary repository is gone too
