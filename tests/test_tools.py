@@ -161,12 +161,12 @@ def test_pipeline_end_to_end(tmp_path):
     run = run_pipeline(PipelineSettings(model="shapes_d0", output=out, calib_images=8, eval_images=10,
                                         compare_images=4, bench_iterations=2))
     for name in ("report.md", "summary.json", "latency.png", "accuracy_vs_latency.png", "shapes_d0.fp32.onnx",
-                 "shapes_d0.fp32-onnxnms.onnx", "shapes_d0.fp16.onnx", "shapes_d0.int8.onnx"):
+                 "shapes_d0.fp32-onnxnms.onnx", "shapes_d0.fp16.onnx", "shapes_d0.int8.onnx", "shapes_d0.int8.trt86.onnx"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["parity"]) == {"fp32", "fp32-onnxnms", "fp16", "int8"}
-    assert set(summary["accuracy"]) == {"pytorch", "fp32", "fp32-onnxnms", "fp16", "int8"}
-    assert all(p["pass"] for k, p in summary["parity"].items() if k != "int8")
+    assert set(summary["parity"]) == {"fp32", "fp32-onnxnms", "fp16", "int8", "int8-trt86"}
+    assert set(summary["accuracy"]) == {"pytorch", "fp32", "fp32-onnxnms", "fp16", "int8", "int8-trt86"}
+    assert all(p["pass"] for k, p in summary["parity"].items() if not k.startswith("int8"))
     assert any("TensorRT" in n for n in summary["notes"]) or "fp32-trt" in summary["artifacts"]
     assert all((out / p).is_file() for p in run.pictures)
     report = (out / "report.md").read_text()
