@@ -43,6 +43,7 @@ class BuildSettings:
     strongly_typed: bool | None = None                 # None: from the file's precision and TensorRT version
     detailed_profiling: bool = False                   # trtexec --profilingVerbosity=detailed: layer precisions
     mark_outputs: tuple[str, ...] = ()                 # tensors made engine outputs (export/layer_marks.py)
+    best: bool = False                                 # trtexec --best: resolved by export/trtexec_flags.resolve_best
 
 
 def parse_shapes(text: str | None) -> Shapes:

@@ -1,4 +1,6 @@
-"""`build`: ONNX -> TensorRT engine + sidecar, with trtexec's flag names."""
+"""`build`: ONNX -> TensorRT engine + sidecar, with trtexec's flag names: --saveEngine, --memPoolSize, --shapes,
+--best and --verbose as trtexec reads them (export/trtexec_flags.py); --loadEngine inspects and verifies an
+existing engine instead (effdet_deploy/engine_check.py)."""
 from __future__ import annotations
 
 import argparse
@@ -7,17 +9,31 @@ from pathlib import Path
 from export.build_plan import (BuildSettings, OnnxInput, build_precision, calibration_shape, check_min_tensorrt,
                                onnx_input, parse_shapes, profile_shapes)
 from export.engine_build import engine_from_onnx
+from export.trtexec_flags import merge_inference_shapes, parse_mem_pool_size, resolve_best
 from runtime.errors import DeployError
 from runtime.trt_compat import require_tensorrt
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--onnx", required=True)
-    p.add_argument("--engine", default=None, help="default: the ONNX path with .engine")
+    p.add_argument("--onnx", default=None, help="the ONNX file to build (or --loadEngine to inspect an engine)")
+    p.add_argument("--engine", "--saveEngine", dest="engine", default=None, help="default: the ONNX path with .engine")
+    p.add_argument("--loadEngine", "--load-engine", dest="load_engine", default=None, metavar="ENGINE",
+                   help="inspect and verify an existing engine instead of building: its sidecar, size and sha256; "
+                        "with TensorRT and a GPU, deserialize it and list its inputs and outputs")
     p.add_argument("--minShapes", "--min-shapes", dest="min_shapes", default=None, help="e.g. images:1x3x512x512")
     p.add_argument("--optShapes", "--opt-shapes", dest="opt_shapes", default=None)
     p.add_argument("--maxShapes", "--max-shapes", dest="max_shapes", default=None)
     p.add_argument("--workspace", type=int, default=None, help="workspace pool limit in MiB")
+    p.add_argument("--memPoolSize", "--mem-pool-size", dest="mem_pool_size", default=None, metavar="workspace:N",
+                   help="trtexec syntax: workspace:N with unit B, K, M, G, MiB or GiB (no unit: MiB) = --workspace")
+    p.add_argument("--shapes", default=None, metavar="NAME:AxBxCxD",
+                   help="trtexec's inference shapes: an input without --minShapes/--optShapes/--maxShapes gets a "
+                        "profile of exactly this shape; with a profile it must lie inside it")
+    p.add_argument("--best", action="store_true",
+                   help="trtexec --best: --fp16 --int8 where the build is weakly typed (INT8 only with Q/DQ or "
+                        "--calib-cache); a strongly typed build takes precision from the file and says so")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="debug logging (as effdet-deploy -v build)")
     p.add_argument("--timing-cache", "--timingCacheFile", dest="timing_cache", default=None)
     p.add_argument("--builder-optimization-level", "--builderOptimizationLevel", dest="opt_level", type=int,
                    default=None, choices=range(0, 6))
@@ -45,6 +61,9 @@ class BuildArgs(argparse.Namespace):
     """The parsed flags, typed (argparse.Namespace attributes are Any to mypy)."""
     onnx: str
     engine: str | None
+    mem_pool_size: str | None
+    shapes: str | None
+    best: bool
     min_shapes: str | None
     opt_shapes: str | None
     max_shapes: str | None
@@ -70,10 +89,15 @@ def _optional_path(text: str | None) -> Path | None:
 
 def settings_from(args: BuildArgs) -> BuildSettings:
     onnx = Path(args.onnx)
+    min_shapes, opt_shapes, max_shapes = merge_inference_shapes(
+        parse_shapes(args.shapes), parse_shapes(args.min_shapes), parse_shapes(args.opt_shapes),
+        parse_shapes(args.max_shapes))
+    if args.mem_pool_size is not None and args.workspace is not None:
+        raise DeployError("--memPoolSize=workspace:N and --workspace N set the same limit; give one")
+    workspace = parse_mem_pool_size(args.mem_pool_size) if args.mem_pool_size is not None else args.workspace
     return BuildSettings(
         onnx=onnx, engine=Path(args.engine) if args.engine else onnx.with_suffix(".engine"),
-        min_shapes=parse_shapes(args.min_shapes), opt_shapes=parse_shapes(args.opt_shapes),
-        max_shapes=parse_shapes(args.max_shapes), workspace_mib=args.workspace,
+        min_shapes=min_shapes, opt_shapes=opt_shapes, max_shapes=max_shapes, workspace_mib=workspace, best=args.best,
         timing_cache=_optional_path(args.timing_cache), optimization_level=args.opt_level,
         dla_core=args.dla_core, version_compatible=args.version_compatible, fp16=args.fp16, int8=args.int8,
         calib_cache=_optional_path(args.calib_cache), calib_dir=_optional_path(args.calib_dir),
@@ -82,8 +106,16 @@ def settings_from(args: BuildArgs) -> BuildSettings:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.onnx is None) == (args.load_engine is None):
+        raise DeployError("give --onnx FILE (build an engine) or --loadEngine ENGINE (inspect one), one of the two")
+    if args.load_engine is not None:
+        from effdet_deploy.engine_check import inspect_engine
+
+        return inspect_engine(Path(args.load_engine))
     settings = settings_from(BuildArgs(**vars(args)))
     inp = onnx_input(settings.onnx)
+    if settings.best:               # what --best means depends on the file and the TensorRT version
+        settings = resolve_best(settings, inp.meta.get("precision", "fp32"), require_tensorrt(), inp.has_qdq)
     if not needs_calibrator(settings, inp.has_qdq):
         print(f"wrote {engine_from_onnx(settings)}")
         return 0

@@ -248,6 +248,15 @@ class TensorRTBackend(Backend):
         if graph_exec is not None:
             cudart.graph_exec_destroy(graph_exec)
 
+    def io_tensors(self) -> list[tuple[str, str, tuple[int, ...], str]]:
+        """(name, 'input'/'output', shape with -1 where dynamic, numpy dtype) per I/O tensor, in engine order
+        (`build --loadEngine` lists them; ICudaEngine.get_tensor_shape, 8.5-11.x)."""
+        engine = self.engine
+        if engine is None:
+            raise DeployError(f"{self.path}: the engine is closed")
+        return [(n, "input" if n in self.inputs else "output", _dims(engine.get_tensor_shape(n)),
+                 str(self.dtypes[n])) for n in self.inputs + self.outputs]
+
     def layer_information(self) -> str:
         """The engine's layers as TensorRT's JSON (IEngineInspector.get_engine_information, 8.2+ through 11.x; the
         same text trtexec --exportLayerInfo writes): with per-layer formats only for engines built with
