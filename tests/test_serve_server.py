@@ -257,12 +257,13 @@ def serve_cli(onnx: Path, *flags) -> tuple[subprocess.Popen, str, str, float]:
     raise AssertionError("serve never printed its URLs: " + "".join(lines) + proc.stderr.read())
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
-def test_serve_cli_drains_stops_and_exits_0(served, expected, sig):
+@pytest.mark.parametrize("sig, instances", [("SIGTERM", 1), ("SIGINT", 2)])
+def test_serve_cli_drains_stops_and_exits_0(served, expected, sig, instances):
     import signal
 
     onnx, _, images = served
-    proc, http, repo, ready_s = serve_cli(onnx, "--max-queue-delay-us", 400_000, "--exit-timeout", 5)
+    proc, http, repo, ready_s = serve_cli(onnx, "--max-queue-delay-us", 400_000, "--exit-timeout", 5,
+                                          "--instances", instances)
     try:
         assert ready_s < 30
         results: list[bool] = []
