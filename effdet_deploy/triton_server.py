@@ -1,9 +1,11 @@
 """Running a real `tritonserver` over a repository: the one on PATH (NGC container), else the `nvidia-pytriton`
 wheel's (extra [serve], x86_64 Linux). The wheel's python backend stub runs this machine's system Python 3.x
 without our environment, so EFFDET_DEPLOY_PYTHONPATH tells our model.py files which site folders to add.
-Its 2.51 stub reads numpy arrays through a pybind11 built for numpy 1.x: with numpy 2 first on its path every
-output tensor came back empty and BYTES inputs crashed it, so numpy<2 goes first (a --target folder, see
-STUB_SITE) where the environment has numpy 2. The server runs in its own session: stop() ends all of it."""
+Its 2.51 stub reads numpy arrays through a pybind11 built for numpy 1.x: with numpy 2.4 first on its path every
+output tensor came back empty (HTTP 500 "output tensor shape does not match size of output") and a BYTES input
+crashed the stub in deserialize_bytes_tensor ("unpack_from requires a buffer of at least 101058058 bytes ...
+actual buffer size is 10": the array's buffer misread); with numpy 1.26 both work. So numpy<2 goes first (a
+--target folder, see STUB_SITE) where the environment has numpy 2. The server runs in its own session: stop() ends all of it."""
 from __future__ import annotations
 
 import os
