@@ -15,13 +15,35 @@ TOOL_SEED = 31
 def tool_images(folder: str | Path | None, limit: int = 16) -> tuple[list[str], list[np.ndarray]]:
     """(names, HxWx3 uint8 images): the first `limit` images of `folder`, or the built-in set."""
     if folder is not None:
-        files = list_images(folder)[:limit]
-        return [f.name for f in files], [read_image(f) for f in files]
+        return _readable(list_images(folder), limit)
     from effdet.synthetic import render
 
     count = max(0, limit - 1)
     return (["demo.jpg"] + [f"shapes_{TOOL_SEED}_{i}.png" for i in range(count)],
             [read_image(ASSET)] + [render(TOOL_SEED, i).image for i in range(count)])
+
+
+def _readable(files: list[Path], limit: int) -> tuple[list[str], list[np.ndarray]]:
+    """The first `limit` images that can be read; unreadable or oversized ones are skipped and counted (as
+    infer and eval do), all unreadable is one DeployError."""
+    from runtime.errors import DeployError
+
+    names, images, skipped = [], [], []
+    for f in files:
+        if len(images) == limit:
+            break
+        try:
+            images.append(read_image(f))
+            names.append(f.name)
+        except DeployError as e:
+            skipped.append(f.name)
+            print(f"skipped: {e}")
+    if not images:
+        raise DeployError(f"{files[0].parent}: none of the {len(skipped)} images could be read "
+                          f"(first: {skipped[0]})")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable image(s): {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
+    return names, images
 
 
 def add_checkpoint_flags(p: object) -> None:

@@ -148,3 +148,18 @@ def test_labels_never_overlap_on_a_dense_scene():
         assert 0 <= a.rect[0] and 0 <= a.rect[1] and a.rect[2] <= 640 and a.rect[3] <= 640
         for b in labels[i + 1:]:
             assert not (a.rect[0] < b.rect[2] and b.rect[0] < a.rect[2] and a.rect[1] < b.rect[3] and b.rect[1] < a.rect[3])
+
+
+def test_tool_images_skip_unreadable_and_oversized(tmp_path, capsys):
+    from effdet_deploy.tool_images import tool_images
+
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "0.png").write_bytes(bomb_png())
+    (tmp_path / "1.png").write_bytes(b"corrupt")
+    names, images = tool_images(tmp_path, 4)
+    assert names == ["2.png"] and images[0].shape == (16, 16, 3)
+    assert "skipped 2 unreadable image(s): 0.png, 1.png" in capsys.readouterr().out
+    (tmp_path / "2.png").write_bytes(b"corrupt")
+    with pytest.raises(DeployError, match="none of the 3 images could be read"):
+        tool_images(tmp_path, 4)
