@@ -97,8 +97,8 @@ def _detector(args: argparse.Namespace) -> Any:
             raise DeployError("--model-name applies to --server")
         return Detector(args.model, backend=args.backend, device=args.device, score_threshold=args.score_threshold,
                         iou_threshold=args.iou, max_detections=args.max_det, **backend_options(args))
-    if args.backend or args.device:
-        raise DeployError("--backend / --device choose a local backend; the server runs its own")
+    if args.backend or args.device or getattr(args, "threads", None):
+        raise DeployError("--backend / --device / --threads set up a local run; the server runs its own")
     from effdet_deploy.remote_filters import FilteredRemote
 
     return FilteredRemote(args.server, args.model_name, args.score_threshold, args.iou, args.max_det)
