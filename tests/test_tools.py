@@ -169,6 +169,7 @@ def test_pipeline_end_to_end(tmp_path):
     assert all(p["pass"] for k, p in summary["parity"].items() if not k.startswith("int8"))
     assert any("TensorRT" in n for n in summary["notes"]) or "fp32-trt" in summary["artifacts"]
     assert all((out / p).is_file() for p in run.pictures)
+    assert not (out / "INCOMPLETE").exists()                # a finished run drops its INCOMPLETE mark (issue 25)
     report = (out / "report.md").read_text()
     assert "## Parity against PyTorch" in report and "![latency.png](latency.png)" in report
 
