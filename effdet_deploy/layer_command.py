@@ -84,6 +84,7 @@ def _tee(values: Iterator[Outputs], writer: Any, names: list[str]) -> Iterator[O
     for index, outputs in enumerate(values):
         writer.layers(index, names, outputs)
         yield outputs
+        del outputs
 
 
 def write_layer_outputs(reports: list[LayerReport], out: Path) -> list[Path]:

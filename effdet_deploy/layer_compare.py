@@ -83,6 +83,8 @@ def accumulate(report: LayerReport, pairs: Iterable[tuple[Outputs, Outputs]]) ->
             if ref in ref_out and got in got_out:
                 acc[ref].add(ref_out[ref], got_out[got])
         report.images += 1
+        ref_out.clear()               # emptied, not just dropped: a suspended run still holds its last dict, and
+        got_out.clear()               # its tensors must not be alive while the next image runs (D0 at 512: ~1 GB)
     report.stats = {name: a.stats() for name, a in acc.items() if a.n}
     report.seconds += time.perf_counter() - t0
     return report
@@ -91,7 +93,10 @@ def accumulate(report: LayerReport, pairs: Iterable[tuple[Outputs, Outputs]]) ->
 def zipped(reference: Iterator[Outputs], target: Iterator[Outputs]) -> Iterator[tuple[Outputs, Outputs]]:
     """Pairs image by image; each dict is dropped before the next image is run."""
     for ref_out in reference:
-        yield ref_out, next(target)
+        pair = ref_out, next(target)
+        del ref_out
+        yield pair
+        del pair                      # released before the next image's tensors are computed
 
 
 def table_lines(report: LayerReport, every: bool = False) -> list[str]:

@@ -38,7 +38,7 @@ def cpu_disabled_optimizers(ort_version: str) -> list[str]:
 
 
 def create_session(source: str | Path | bytes, providers: list[Provider] | None = None, threads: int | None = None,
-                   source_name: str | None = None) -> Any:
+                   source_name: str | None = None, memory_arena: bool = True) -> Any:
     """An InferenceSession for a file path or serialized model (CPU unless providers given).
 
     source_name: how to name an in-memory model in errors. EfficientNMS_TRT runs via the numpy reference.
@@ -54,6 +54,7 @@ def create_session(source: str | Path | bytes, providers: list[Provider] | None 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    options.enable_cpu_mem_arena = memory_arena
     if has_plugin_node(source):
         options.register_custom_ops_library(_plugin_library(name))
     wanted = providers or ["CPUExecutionProvider"]

@@ -112,3 +112,36 @@ def test_statistics():
     assert s.mean_rel == pytest.approx(0.1, rel=1e-4) and s.cosine == pytest.approx(1.0, abs=1e-6)
     assert s.max_abs == pytest.approx(0.1 * np.abs(r).max(), rel=1e-5)
     assert TOLERANCES["fp32"]["layer_snr_db"] > 20 > TOLERANCES["int8"]["layer_snr_db"]
+
+
+def test_one_image_of_tensors_alive_at_a_time():
+    """Memory stays bounded (issue 24): while an image's tensors are computed, the previous image's are released -
+    by the per-image runs, by zipped() and by accumulate() (D0 at 512, 16 images: peak 2.5 GB; before, 3.6 GB at 4)."""
+    import weakref
+
+    from effdet_deploy.layer_compare import LayerReport, accumulate, zipped
+    from effdet_deploy.layer_runners import LayerRun
+    from effdet_deploy.layer_tensors import LayerTensor
+    from runtime.model_info import ModelInfo
+
+    class Tensor(np.ndarray):            # an ndarray that weakref can follow
+        pass
+
+    made: dict[str, list[weakref.ref]] = {"ref": [], "got": []}
+
+    def runner(side):
+        def run(batch):
+            earlier = made["ref"][:-1] + made["got"] if side == "got" else made["ref"] + made["got"]
+            assert all(r() is None for r in earlier), "an earlier image's tensors are still held"
+            out = np.ones(4, np.float32).view(Tensor)
+            made[side].append(weakref.ref(out))
+            return {"t": out}
+        return run
+
+    info = ModelInfo(model="m", image_size=(8, 8), mean=(0, 0, 0), std=(1, 1, 1), num_classes=1)
+    ref, got = LayerRun(info, ["t"], runner("ref")), LayerRun(info, ["t"], runner("got"))
+    images = [np.zeros((8, 8, 3), np.uint8)] * 3
+    tensor = LayerTensor.from_json({"tensor": "t", "node": "n", "op": "Conv", "group": "g", "depth": 0, "inputs": []})
+    report = LayerReport("r", "t", "fp32", TOLERANCES["fp32"], [tensor], target_names={"t": "t"})
+    accumulate(report, zipped(ref.per_image(images), got.per_image(images)))
+    assert report.images == 3 and len(made["ref"]) == len(made["got"]) == 3
