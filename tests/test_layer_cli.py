@@ -10,7 +10,7 @@ import pytest
 
 from quantize_helpers import shapes_files
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]   # 5-6 min: the integration tier
 ROOT = Path(__file__).resolve().parents[1]
 
 
