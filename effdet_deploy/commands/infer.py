@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"[{i}/{len(files)}] {name}: {len(found)} detections{' (' + labels + ')' if labels else ''}")
     if len(skipped) == len(files):
         raise DeployError(f"{args.input}: none of the {len(files)} images could be read (first: {skipped[0]})")
-    target = write_atomic(out / "detections.json", json.dumps(results, indent=1))
+    with _removed_on_interrupt(written, out):
+        target = write_atomic(out / "detections.json", json.dumps(results, indent=1))
     print(f"wrote {len(files) - len(skipped)} pictures and {target} (COCO results; {backend})"
           + (f"; skipped {len(skipped)} unreadable: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}"
              if skipped else ""))
@@ -106,11 +107,11 @@ def _detector(args: argparse.Namespace) -> Any:
 
 @contextlib.contextmanager
 def _removed_on_interrupt(pictures: list[Path], out: Path) -> Iterator[None]:
-    """Ctrl-C before detections.json is written: this run's pictures (and the folders they made) go again,
-    so no picture is left without the detections.json that lists it."""
+    """Ctrl-C (or any failure) before detections.json is written: this run's pictures (and the folders they
+    made) go again, so no picture is left without the detections.json that lists it."""
     try:
         yield
-    except KeyboardInterrupt:
+    except BaseException:
         for picture in pictures:
             picture.unlink(missing_ok=True)
             for folder in picture.parents:
