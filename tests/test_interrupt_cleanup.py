@@ -129,3 +129,20 @@ def test_infer_and_eval_skip_oversized_and_corrupt_images(work, files):
     assert main(["eval", "--model", str(files["onnx"]), "--images", str(images), "--annotations",
                  str(files["annotations"]), "--output", str(work / "r.json")]) == 0
     assert (work / "r.json").is_file()
+
+
+def test_synth_leaves_no_half_dataset(work):
+    """synth prints its count with carriage returns: the signal is sent once the first image file exists."""
+    proc = subprocess.Popen([sys.executable, "-m", "effdet_deploy", "synth", "--output", "data", "--images", "2000",
+                             "--image-size", "64"], cwd=work / "cwd", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 60
+        while not list((work / "cwd").glob("data/images/*.png")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert_one_line(proc.returncode, err, "synth")
+    assert contents(work / "cwd") == []

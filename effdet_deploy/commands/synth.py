@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,6 +18,17 @@ def run(args: argparse.Namespace) -> int:
     from effdet.synthetic import SynthSpec, check_fresh_folder, write_dataset
 
     check_fresh_folder(args.output)     # the counts, seed and size are checked before anything is rendered
-    path = write_dataset(args.output, args.images, args.seed, SynthSpec(height=args.image_size, width=args.image_size))
+    try:
+        path = write_dataset(args.output, args.images, args.seed,
+                             SynthSpec(height=args.image_size, width=args.image_size))
+    except BaseException:               # Ctrl-C or a failure: no half dataset (images without annotations.json)
+        _empty(Path(args.output))       # the folder was new or empty (check_fresh_folder): all of it is ours
+        raise
     print(f"wrote {path}")
     return 0
+
+
+def _empty(folder: Path) -> None:
+    if folder.is_dir():
+        for child in folder.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
