@@ -54,8 +54,9 @@ def test_export(work, after):
     assert contents(work / "cwd") == [] and contents(work / "tmp") == []
 
 
-def test_quantize_fp16(work, files):
-    code, err = interrupt_after("[1/2]", ["quantize", "--onnx", str(files["onnx"]), "--output", "d0.fp16.onnx",
+@pytest.mark.parametrize("after", ["[1/2]", "[2/2]"])
+def test_quantize_fp16(work, files, after):
+    code, err = interrupt_after(after, ["quantize", "--onnx", str(files["onnx"]), "--output", "d0.fp16.onnx",
                                           "--precision", "fp16"], work / "cwd")
     assert_one_line(code, err, "quantize")
     assert contents(work / "cwd") == [] and contents(work / "tmp") == []    # no OUT.log, no temp files
@@ -98,7 +99,7 @@ def test_eval(work, files):
     assert contents(work / "cwd") == []                                   # no eval-output/, no results file
 
 
-@pytest.mark.parametrize("step", ["export", "quantize"])
+@pytest.mark.parametrize("step", ["export", "quantize", "compare"])
 def test_pipeline_marks_its_folder_incomplete(work, step):
     code, err = interrupt_after(f"== pipeline: {step}", ["pipeline", "--image-size", "128", "--output", "run",
                                                          "--calib-images", "8", "--eval-images", "4"], work / "cwd")
