@@ -153,7 +153,7 @@ def profile_shapes(s: BuildSettings, name: str, dims: tuple[int, ...], meta: dic
         given = {v[name] for v in (s.min_shapes, s.opt_shapes, s.max_shapes) if name in v}
         if given - {dims}:
             raise DeployError(f"{s.onnx}: input '{name}' is static {dims}; shapes {sorted(given)} do not apply "
-                              "(drop --minShapes/--optShapes/--maxShapes)")
+                              "(drop --shapes/--minShapes/--optShapes/--maxShapes)")
         return None
     if name in s.min_shapes or name in s.opt_shapes or name in s.max_shapes:
         missing = [k for k, v in (("--minShapes", s.min_shapes), ("--optShapes", s.opt_shapes),

@@ -90,3 +90,16 @@ def test_load_engine_verifies_the_sidecar_without_tensorrt(tmp_path, capsys):
     engine.write_bytes(bytes(data))                                          # same size, other bytes
     assert main(["build", "--loadEngine", str(engine)]) == 1 and "sha256 differs" in capsys.readouterr().out
     assert main(["build", "--loadEngine", str(engine), "--onnx", "m.onnx"]) == 2
+
+
+def test_shapes_on_a_static_input():
+    """trtexec refuses explicit shapes on a static model; here the static shape itself is accepted (nothing to
+    choose) and any other is refused naming --shapes."""
+    from export.build_plan import profile_shapes
+
+    dims = (1, 3, 128, 128)
+    same = settings("--onnx", "m.onnx", "--shapes", "images:1x3x128x128")
+    assert profile_shapes(same, "images", dims, {}) is None
+    other = settings("--onnx", "m.onnx", "--shapes", "images:2x3x128x128")
+    with pytest.raises(DeployError, match=r"is static .*drop --shapes"):
+        profile_shapes(other, "images", dims, {})
