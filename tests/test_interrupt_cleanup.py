@@ -110,7 +110,7 @@ def test_pipeline_marks_its_folder_incomplete(work, step):
     assert not [n for n in contents(run) if n.endswith(".tmp")] and contents(work / "tmp") == []
 
 
-def test_infer_and_eval_skip_oversized_and_corrupt_images(work, files):
+def test_infer_and_eval_skip_oversized_and_corrupt_images(work, files, capsys):
     """A > 178 MP image and a corrupt file are skipped and counted; detections.json / the results are written."""
     import json
     import shutil
@@ -125,6 +125,8 @@ def test_infer_and_eval_skip_oversized_and_corrupt_images(work, files):
     (images / names[1]).write_bytes(b"corrupt")
     assert main(["infer", "--model", str(files["onnx"]), "--input", str(images), "--output", str(work / "pics"),
                  "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 2 unreadable" in out and "1 intra-op threads" in out             # --threads reached ORT
     results = json.loads((work / "pics" / "detections.json").read_text())
     assert {r["image_id"] for r in results} <= set(names[2:]) and len(list((work / "pics").glob("*.png"))) == 38
     assert main(["eval", "--model", str(files["onnx"]), "--images", str(images), "--annotations",
