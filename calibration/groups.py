@@ -17,12 +17,17 @@ GROUP_RULES: list[tuple[str, str]] = [
 ]
 
 
-def node_group(name: str) -> str:
-    for pattern, group in GROUP_RULES:
-        m = re.match(pattern, name)
+def first_rule(rules: list[tuple[str, str]], text: str, default: str) -> str:
+    """The template of the first (pattern, template) rule that matches `text`, expanded; else `default`."""
+    for pattern, template in rules:
+        m = re.match(pattern, text)
         if m:
-            return m.expand(group)
-    return "other"
+            return m.expand(template)
+    return default
+
+
+def node_group(name: str) -> str:
+    return first_rule(GROUP_RULES, name, "other")
 
 
 def groups_of(model: onnx.ModelProto) -> dict[str, list[str]]:

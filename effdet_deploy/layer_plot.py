@@ -3,7 +3,6 @@ with the network's parts (input, backbone stages, BiFPN, class and box heads) sh
 and the first divergence marked."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from effdet_deploy.layer_compare import LayerReport
@@ -19,11 +18,9 @@ COLOURS = [("class_net/", "tab:orange", "class head"), ("box_net/", "tab:red", "
 
 def part_of(group: str) -> str:
     """Node group -> band label ('input' before the backbone, '' for what joins the current band)."""
-    for pattern, label in PART_RULES:
-        m = re.match(pattern, group)
-        if m:
-            return m.expand(label)
-    return "input"
+    from calibration.groups import first_rule
+
+    return first_rule(PART_RULES, group, "input")
 
 
 def colour_of(group: str) -> tuple[str, str]:
