@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	spec="$$($(PY) tools/cuda_python_spec.py)" && { test -z "$$spec" || $(PY) -m pip install -q "$$spec"; }
 	if [ "$$(uname -s)-$$(uname -m)" = Linux-x86_64 ]; then $(PY) -m pip install -q 'tritonclient[grpc,http]>=2.40' \
 	    && $(PY) -m pip install -q --no-deps 'nvidia-pytriton==0.7.0' \
-	    && $(PY) -m pip install -q --upgrade --target $(VENV)/triton-stub-site 'numpy>=1.24,<2'; fi
+	    && $(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/triton-stub-site 'numpy>=1.24,<2'; fi
 	touch $(STAMP)
 
 demo: $(STAMP)
