@@ -99,8 +99,11 @@ def test_bad_input_is_one_line_exit_2_and_no_file(tmp):
     assert not out.exists() and not list(tmp.glob(".bad.onnx*"))
 
 
-@pytest.mark.parametrize("name", [n for n in MODEL_TABLE],
-                         ids=list(MODEL_TABLE))
+BIG = {"tf_efficientdet_d5", "tf_efficientdet_d6", "tf_efficientdet_d7", "tf_efficientdet_d7x"}   # 8-19 s each
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.integration) if n in BIG else n
+                                  for n in MODEL_TABLE], ids=list(MODEL_TABLE))
 def test_every_model_exports_at_small_size(tmp, name):
     size = 256
     path = export(tmp, name, None, image_size=size, nms="efficient", num_classes=3)

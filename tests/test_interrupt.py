@@ -8,10 +8,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def sigint_default() -> None:
+    """Child processes get SIGINT's default action: a shell without job control (make under `&`, some CI runners)
+    starts them with SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_after(line_prefix: str, argv: list[str], cwd: Path) -> tuple[int, str]:
     """Run `effdet-deploy argv`, send SIGINT once a stdout line starts with `line_prefix`; (exit code, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "effdet_deploy", *argv], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=sigint_default)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:

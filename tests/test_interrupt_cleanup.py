@@ -13,7 +13,7 @@ import pytest
 from effdet.synthetic import SynthSpec, write_dataset
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
-from test_interrupt import ROOT, interrupt_after
+from test_interrupt import ROOT, interrupt_after, sigint_default
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -77,7 +77,7 @@ def test_infer_interrupted_inside_the_plugin_nms_op(work, files):
     for delay in (0.002, 0.006, 0.010, 0.014, 0.018):
         proc = subprocess.Popen([sys.executable, "-m", "effdet_deploy", *argv], cwd=work / "cwd", text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=sigint_default)
         try:
             for line in proc.stdout:
                 if line.startswith("[3/"):
@@ -138,7 +138,7 @@ def test_synth_leaves_no_half_dataset(work):
     """synth prints its count with carriage returns: the signal is sent once the first image file exists."""
     proc = subprocess.Popen([sys.executable, "-m", "effdet_deploy", "synth", "--output", "data", "--images", "2000",
                              "--image-size", "64"], cwd=work / "cwd", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=sigint_default)
     try:
         deadline = time.monotonic() + 60
         while not list((work / "cwd").glob("data/images/*.png")) and time.monotonic() < deadline:

@@ -94,6 +94,7 @@ def held_out_ap(path):
     return evaluate_on_synthetic(Detector(path, score_threshold=0.0).detect, AP_SCENES, seed=AP_SEED)["AP"]
 
 
+@pytest.mark.integration   # the slow tier (make test-integration): keeps make test within 10 minutes
 def test_broken_quantization_fails_the_threshold(broken):
     """Negative control: the same metric must reject clipped activations."""
     parts, body, images = broken
@@ -103,6 +104,7 @@ def test_broken_quantization_fails_the_threshold(broken):
     assert not verdict
 
 
+@pytest.mark.integration   # the slow tier (make test-integration): keeps make test within 10 minutes
 def test_default_int8_keeps_ap_on_held_out_scenes(files, broken, tmp_path):
     """Default flags, 64 calibration images: <= 0.5 AP points lost; the broken file (negative control) loses more."""
     from calibration.graph_split import join
@@ -117,6 +119,7 @@ def test_default_int8_keeps_ap_on_held_out_scenes(files, broken, tmp_path):
     assert drop <= AP_GOAL_POINTS < broken_drop
 
 
+@pytest.mark.integration   # the slow tier (make test-integration): keeps make test within 10 minutes
 def test_opset17_file_equals_modelopt_opset19_output(broken):
     """ModelOpt's opset-19 body and our opset-17 rewrite (ReduceMean axes as attribute, Q/DQ without opset-19
     attributes) compute exactly the same in ONNX Runtime. Checked on ModelOpt's FP32-math output: for the
@@ -213,6 +216,7 @@ def test_node_groups():
     assert node_group("/Mul") == "other"
 
 
+@pytest.mark.integration   # the slow tier (make test-integration): keeps make test within 10 minutes
 def test_sensitivity_search_keeps_measured_groups_fp32(files, holdout):
     parts = split(to_opset(onnx.load(str(files["fp32"])), 19))
     info = Detector(files["fp32"]).info

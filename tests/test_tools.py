@@ -153,6 +153,7 @@ def test_infer_writes_pictures_and_json(files, tmp_path):
     assert not (tmp_path / "x").exists()                   # failed before writing: no empty folder left
 
 
+@pytest.mark.integration   # 70 s: the slow tier (make test-integration)
 def test_pipeline_end_to_end(tmp_path):
     require_modelopt()
     from effdet_deploy.pipeline import PipelineSettings, run_pipeline
