@@ -27,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper, version_converter
 
 from calibration.opset17 import to_opset17
 from runtime.errors import DeployError
-from runtime.qdq_twin import FP16_QDQ_FORM
+from runtime.qdq_twin import FP16_QDQ_FORM, FP32_QDQ_FORM
 from runtime.trt_compat import version_tuple
 
 
@@ -36,8 +36,6 @@ class QdqForm:
     name: str            # metadata `qdq_form`
     min_tensorrt: str    # metadata `min_tensorrt`
     opset: int
-    math: str            # the unquantized layers' precision
-    trtexec: str         # how TensorRT's own tool builds it (README)
     suffix: str          # file name ending pipeline/demo use
 
     def opset_for(self, source_opset: int) -> int:
@@ -46,11 +44,8 @@ class QdqForm:
         return self.opset if self.opset == 17 else max(self.opset, source_opset)
 
 
-FP16_FORM = QdqForm(FP16_QDQ_FORM, "10.0", 19, "fp16", "trtexec --onnx=FILE --stronglyTyped --saveEngine=ENGINE",
-                    ".int8.onnx")
-FP32_FORM = QdqForm("fp32-opset17", "8.6", 17, "fp32", "trtexec --onnx=FILE --int8 --fp16 --saveEngine=ENGINE",
-                    ".int8.trt86.onnx")
-FORMS = {f.name: f for f in (FP16_FORM, FP32_FORM)}
+FP16_FORM = QdqForm(FP16_QDQ_FORM, "10.0", 19, ".int8.onnx")           # trtexec --stronglyTyped
+FP32_FORM = QdqForm(FP32_QDQ_FORM, "8.6", 17, ".int8.trt86.onnx")      # trtexec --int8 --fp16
 DEFAULT_TRT = FP16_FORM.min_tensorrt
 
 

@@ -94,7 +94,9 @@ def _precision(info: ModelInfo) -> str:
     extra = info.extra
     if info.precision != "int8":
         return info.precision
-    form = {"fp16-opset19": "TensorRT >= 10.0 form", "fp32-opset17": "TensorRT 8.6 form"}.get(extra.get("qdq_form", ""))
+    from runtime.qdq_twin import FP16_QDQ_FORM, FP32_QDQ_FORM
+
+    form = {FP16_QDQ_FORM: "TensorRT >= 10.0 form", FP32_QDQ_FORM: "TensorRT 8.6 form"}.get(extra.get("qdq_form", ""))
     parts = [f"{form} ({extra['qdq_form']})" if form else "", f"{extra['calibration_method']} calibration on "
              f"{extra.get('calibration_images', '?')} images" if "calibration_method" in extra else ""]
     try:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from runtime.errors import DeployError
 from runtime.model_info import DYNAMIC_BATCH, batch_profile
+from runtime.qdq_twin import FP32_QDQ_FORM
 from runtime.trt_compat import (PIN_FP32, STRONG_TYPING_FROM, has_legacy_precision_flags, precision_builder_flags,
                                 strong_typing_available, version_tuple, wants_strong_typing)
 
@@ -258,9 +259,9 @@ def check_dla_qdq(s: BuildSettings, has_qdq: bool, trt_version: str) -> None:
                           "DLA the FP32 file with --int8 --calib-cache (legacy calibration)")
 
 
-# The INT8 files' two forms, as `quantize --precision int8 --trt-version` writes them (metadata qdq_form):
-QDQ_FORM_TRT10 = "fp16-opset19"   # ModelOpt's native output: FP16 math and scales, built strongly typed (>= 10.0)
-QDQ_FORM_TRT86 = "fp32-opset17"   # FP32 math, Q/DQ at opset 17: weakly typed --int8 --fp16 on 8.6
+# The INT8 files' two forms, as `quantize --precision int8 --trt-version` writes them (metadata qdq_form): the
+# TensorRT >= 10.0 form builds strongly typed, the 8.6 form (FP32 math) weakly typed --int8 --fp16 on 8.6.
+QDQ_FORM_TRT86 = FP32_QDQ_FORM
 
 
 def check_min_tensorrt(s: BuildSettings, meta: dict[str, str], trt_version: str) -> None:

@@ -26,7 +26,9 @@ from runtime.trt_compat import version_tuple
 if TYPE_CHECKING:
     import onnx
 
-FP16_QDQ_FORM = "fp16-opset19"          # metadata `qdq_form` of the INT8 file for TensorRT >= 10.0
+# Metadata `qdq_form` of the two INT8 files (calibration/qdq_forms.py writes them; build and info read them here).
+FP16_QDQ_FORM = "fp16-opset19"          # TensorRT >= 10.0: ModelOpt's native output, FP16 math and scales
+FP32_QDQ_FORM = "fp32-opset17"          # TensorRT 8.6: FP32 math, Q/DQ at opset 17
 FP16_Q_ROUNDS_FROM = (1, 30)            # first ONNX Runtime whose CPU QuantizeLinear rounds FP16 input
 
 
