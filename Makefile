@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[export,int8,tools,test]'
+	$(PY) -m pip install -q -e '.[export,int8,tools,video,test]'
 	spec="$$($(PY) tools/cuda_python_spec.py)" && { test -z "$$spec" || $(PY) -m pip install -q "$$spec"; }
 	if [ "$$(uname -s)-$$(uname -m)" = Linux-x86_64 ]; then $(PY) -m pip install -q 'tritonclient[grpc,http]>=2.40' \
 	    && $(PY) -m pip install -q --no-deps 'nvidia-pytriton==0.7.0' \
