@@ -12,11 +12,17 @@ VENV_FLAGS ?= $(if $(wildcard /etc/nv_tegra_release),--system-site-packages,)
 # numpy<2 pin would downgrade this venv, so the wheel goes in --no-deps and its python backend stub gets numpy<2
 # in a folder of its own (STUB_SITE in effdet_deploy/triton_server.py).
 $(STAMP): pyproject.toml Makefile
+	@echo "setting up $(VENV) (first time: a few minutes; again only when pyproject.toml or the Makefile change)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	@echo "[setup 1/5] pip"
 	$(PY) -m pip install -q --upgrade pip
+	@echo "[setup 2/5] torch 2.13.0 (CPU wheel)"
 	$(PY) -m pip install -q torch==2.13.0
+	@echo "[setup 3/5] this project + its export, int8 (ModelOpt), tools, video and test extras"
 	$(PY) -m pip install -q -e '.[export,int8,tools,video,test]'
+	@echo "[setup 4/5] cuda-python matching the TensorRT wheel, if any"
 	spec="$$($(PY) tools/cuda_python_spec.py)" && { test -z "$$spec" || $(PY) -m pip install -q "$$spec"; }
+	@echo "[setup 5/5] Triton server and client (x86_64 Linux)"
 	if [ "$$(uname -s)-$$(uname -m)" = Linux-x86_64 ]; then $(PY) -m pip install -q 'tritonclient[grpc,http]>=2.40' \
 	    && $(PY) -m pip install -q --no-deps 'nvidia-pytriton==0.7.0' \
 	    && $(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/triton-stub-site 'numpy>=1.24,<2'; fi
@@ -27,11 +33,12 @@ demo: $(STAMP)
 
 # The fast tier (<= 10 min on 2 cores); the integration tier (pip into a fresh venv, D0 at 512 calibrations) is
 # its own target, which .ci/run runs too.
+# pytest's default output: each test file's name, its dots and the share done so far
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -m "not integration"
 
 test-integration: $(STAMP)
-	$(PY) -m pytest -q -m integration
+	$(PY) -m pytest -m integration
 
 # tensorrt-stubs is unpacked into build/stubs, not installed (see tools/prepare_trt_stubs.py); cuda.bindings
 # is typed by typings/. tools/typecheck.py: mypy, >= 97% typed expressions per TensorRT/CUDA module, misuse check.

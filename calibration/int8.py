@@ -25,6 +25,7 @@ from calibration.graph_split import SplitGraph
 from calibration.groups import groups_of
 from runtime.lazy import lazy_import
 from runtime.log import logger
+from runtime.progress import ProgressBar, progress_bar
 
 METHODS = {"mixed": "entropy", "entropy": "entropy", "max": "max", "minmax": "max"}   # ours -> ModelOpt's
 DEFAULT_METHOD = "mixed"
@@ -92,17 +93,34 @@ def modelopt_body(parts: SplitGraph, data: np.ndarray, method: str, exclude: lis
     quantization = lazy_import("modelopt.onnx.quantization", "'nvidia-modelopt[onnx]'")
     _quiet_modelopt()
     input_name = parts.body.graph.input[0].name
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, progress_bar("calibrating", len(data), "image") as bar:
         src, dst = Path(tmp) / "body.onnx", Path(tmp) / "body.int8.onnx"
         onnx.save(parts.body, str(src))
         quantization.quantize(
-            str(src), quantize_mode="int8", calibration_data={input_name: data},
+            str(src), quantize_mode="int8", calibration_data_reader=counted_reader(str(src), input_name, data, bar),
             calibration_method=METHODS[method], calibration_eps=["cpu"], high_precision_dtype=high_precision,
             op_types_to_exclude_fp16=list(FP32_OPS),
             nodes_to_exclude=[f"^{re.escape(n)}$" for n in exclude] or None,
             nodes_to_quantize=[f"^{re.escape(n)}$" for n in only] if only is not None else None,
             output_path=str(dst), log_level="WARNING")
         return onnx.load(str(dst))
+
+
+def counted_reader(body_path: str, input_name: str, data: np.ndarray, bar: ProgressBar) -> object:
+    """ModelOpt's own reader over `data` (its batching, get_first and rewind unchanged), counting the images
+    it hands out on `bar`: calibration is minutes of ONNX Runtime inside one ModelOpt call."""
+    calib_utils = lazy_import("modelopt.onnx.quantization.calib_utils", "'nvidia-modelopt[onnx]'")
+
+    class CountedProvider(calib_utils.CalibrationDataProvider):  # type: ignore[misc,name-defined]
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = super().get_next()
+            if batch is not None:
+                bar.update(len(batch[input_name]))
+            elif bar.done:
+                bar.status = "ModelOpt computing ranges"
+            return batch
+
+    return CountedProvider(body_path, {input_name: data})
 
 
 def sensitive_nodes(parts: SplitGraph) -> list[str]:

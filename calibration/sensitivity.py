@@ -23,6 +23,7 @@ from calibration.groups import groups_of
 from calibration.int8 import quantize_body
 from runtime.agreement import agreement
 from runtime.log import logger
+from runtime.progress import progress_bar
 from runtime.result import Detections
 
 SCORE_THRESHOLD = 0.3   # detections that a user would see; lower scores are noise either way
@@ -77,6 +78,8 @@ def find_exclusions(parts: SplitGraph, calib: np.ndarray, holdout: np.ndarray, m
                     max_groups: int = 6, candidates: list[str] | None = None
                     ) -> tuple[SensitivityReport, onnx.ModelProto]:
     """Greedy search over the groups (or only `candidates`); returns the report and the final body."""
+    logger.info(f"sensitivity: FP32 reference on {len(holdout)} held-out images, then the fully quantized body "
+                f"({len(calib)} calibration images)")
     reference = detections_of(parts, parts.body, holdout)
     full = quantize_body(parts, calib, method, [])
     report = SensitivityReport(target, error_of(parts, reference, full, holdout))
@@ -86,10 +89,12 @@ def find_exclusions(parts: SplitGraph, calib: np.ndarray, holdout: np.ndarray, m
         return report, full
     groups = {g: names for g, names in groups_of(parts.body).items()
               if g != "other" and (candidates is None or g in candidates)}
-    for i, (group, names) in enumerate(groups.items(), start=1):
-        alone = quantize_body(parts, calib, method, [], only=names)
-        report.group_errors[group] = error_of(parts, reference, alone, holdout)
-        logger.info(f"sensitivity [{i}/{len(groups)}] {group}: {report.group_errors[group]:.4f}")
+    with progress_bar("sensitivity", len(groups), "trial") as bar:
+        for i, (group, names) in enumerate(groups.items(), start=1):
+            alone = quantize_body(parts, calib, method, [], only=names)
+            report.group_errors[group] = error_of(parts, reference, alone, holdout)
+            logger.info(f"sensitivity [{i}/{len(groups)}] {group}: {report.group_errors[group]:.4f}")
+            bar.update()
     body = full
     for group in sorted(report.group_errors, key=lambda g: -report.group_errors[g])[:max_groups]:
         report.excluded_groups.append(group)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from effdet.config import SHAPES_CLASSES as CLASS_NAMES
 from runtime.atomic import write_atomic
 from runtime.boxes import box_iou
 from runtime.errors import DeployError
+from runtime.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -202,20 +202,20 @@ def scenes(seed: int, images: int, spec: SynthSpec = SynthSpec(), progress: bool
 
 def _scenes(seed: int, images: int, spec: SynthSpec, progress: bool) -> Iterator[Scene]:
     next_id = 1
-    for i in range(images):
-        sample = render(seed, i, spec)
-        record: dict[str, object] = {"id": i + 1, "file_name": f"{seed}_{i:06d}.png", "height": spec.height,
-                                     "width": spec.width}
-        annotations: list[dict[str, object]] = []
-        for box, cls in zip(sample.boxes, sample.classes):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            annotations.append({"id": next_id + len(annotations), "image_id": i + 1, "category_id": int(cls) + 1,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
-        next_id += len(annotations)
-        yield sample.image, record, annotations
-        if progress and ((i + 1) % 100 == 0 or i + 1 == images):
-            last = i + 1 == images or not sys.stdout.isatty()   # a log file gets one line per report
-            print(f"\rsynth: {i + 1}/{images} images", end="\n" if last else "", flush=True)
+    with progress_bar("synth", images, "image", show=progress) as bar:
+        for i in range(images):
+            sample = render(seed, i, spec)
+            record: dict[str, object] = {"id": i + 1, "file_name": f"{seed}_{i:06d}.png", "height": spec.height,
+                                         "width": spec.width}
+            annotations: list[dict[str, object]] = []
+            for box, cls in zip(sample.boxes, sample.classes):
+                x1, y1, x2, y2 = (float(v) for v in box)
+                annotations.append({"id": next_id + len(annotations), "image_id": i + 1,
+                                    "category_id": int(cls) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                    "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+            next_id += len(annotations)
+            yield sample.image, record, annotations
+            bar.update()
 
 
 def coco_dataset(seed: int, images: int, spec: SynthSpec = SynthSpec(), progress: bool = False

@@ -73,11 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="effdet-deploy", description="EfficientDet from PyTorch to ONNX and TensorRT",
                            formatter_class=DefaultsFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they show only on a terminal)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsFormatter)
         p.set_defaults(_module=module)
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="no progress bars (they show only on a terminal anyway)")
         importlib.import_module(f"effdet_deploy.commands.{module}").add_arguments(p)
         for action in p._actions:    # a flag without help text still shows its default in --help
             if action.help is None and not no_default(action):
@@ -90,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # progress on stdout; stderr carries only the one-line error (and third-party warnings)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stdout)
+    from runtime import progress
+
+    progress.configure(quiet=args.quiet)
+    for handler in logging.getLogger().handlers:     # a log line first erases a progress bar's line
+        progress.watch_log(handler)
     if not args.command:
         parser.print_help()
         return 2

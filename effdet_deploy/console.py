@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
+from runtime import progress
 from runtime.log import logger
 
 OUR_LOGGER = logger.name
@@ -32,6 +33,7 @@ def third_party_to_log(path: Path, verbose: bool = False) -> Iterator[Path]:
     _flush_all()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     console = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding="utf-8", errors="replace")
+    bars = os.fdopen(os.dup(saved[2]), "w", buffering=1, encoding="utf-8", errors="replace")  # progress: the terminal
     log = open(path, "wb", buffering=0)
     tee = _Tee(log, os.dup(saved[1])) if verbose else None
     for fd in (1, 2):
@@ -41,7 +43,8 @@ def third_party_to_log(path: Path, verbose: bool = False) -> Iterator[Path]:
     restore_logging = _route_logging(console, verbose)
     failed = True
     try:
-        yield path
+        with progress.redirect(bars):
+            yield path
         failed = False
     finally:
         _flush_all()
@@ -55,6 +58,7 @@ def third_party_to_log(path: Path, verbose: bool = False) -> Iterator[Path]:
         if tee is not None:
             tee.close()
         console.close()
+        bars.close()
         log.close()
         if failed and path.stat().st_size == 0:
             path.unlink()
@@ -68,6 +72,7 @@ def _route_logging(console: IO[str], verbose: bool) -> Callable[[], None]:
     handlers = [logging.StreamHandler(sys.stdout)] + ([] if verbose else [logging.StreamHandler(console)])
     for h in handlers:
         h.setFormatter(formatter)
+        progress.watch_log(h)
         ours.addHandler(h)
     before = ours.propagate
     ours.propagate = False

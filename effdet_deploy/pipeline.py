@@ -66,8 +66,10 @@ def _is_shapes(model: str) -> bool:
     return get_config(model).name.startswith("shapes")
 
 
-def _step(run: Run, name: str, fn: Any) -> None:
-    logger.info(f"== pipeline: {name}")
+def _step(run: Run, index: int, name: str, fn: Any) -> None:
+    """Step `index` of STEPS, with its count and the time so far (the steps differ too much for an ETA)."""
+    spent = sum(run.timings.values())
+    logger.info(f"== pipeline: {name} [step {index}/{len(STEPS)}" + (f", {spent:.0f} s so far]" if spent >= 1 else "]"))
     t0 = time.perf_counter()
     fn(run)
     run.timings[name] = time.perf_counter() - t0
@@ -276,9 +278,9 @@ def run_pipeline(s: PipelineSettings) -> Run:
     log = s.output / "pipeline.log"
     mark = IncompleteMark(s.output, ("report.md", "summary.json"))   # until the report is written (Ctrl-C, crash)
     with private_tempdir(), third_party_to_log(log, verbose=logger.isEnabledFor(logging.DEBUG)):
-        for name, fn in STEPS:                                      # our progress stays on the console
+        for index, (name, fn) in enumerate(STEPS, start=1):        # our progress stays on the console
             mark.update(f"stopped in step '{name}'")
-            _step(run, name, fn)
+            _step(run, index, name, fn)
         mark.update("stopped while writing report.md")
     run.notes.append(f"messages of ModelOpt, ONNX Runtime and other libraries: {log.name}")
     write_report(run)
