@@ -28,6 +28,7 @@ from onnx import numpy_helper
 
 from calibration.ranges import session_with_outputs
 from export.rewrite import consumers_of
+from runtime.progress import track
 
 # Two rounds: the second corrects what the first one's changes moved downstream (residual shift ~0.0025 -> ~0.0005
 # of the output scale). Measured (issue 14, settings-selection seeds 3 and 6, 300 scenes each, two calibration
@@ -53,7 +54,7 @@ def channel_means(model: onnx.ModelProto, names: list[str], data: np.ndarray) ->
     session = session_with_outputs(model, names)
     feed = session.get_inputs()[0].name
     sums: list[np.ndarray] = []
-    for i in range(len(data)):
+    for i in track(range(len(data)), "bias correction", unit="image"):
         outs = session.run(names, {feed: data[i:i + 1]})
         means = [o.astype(np.float64).mean(axis=tuple(a for a in range(o.ndim) if a != 1)) for o in outs]
         sums = means if not sums else [s + m for s, m in zip(sums, means)]

@@ -20,6 +20,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from runtime.progress import progress_bar
+
 BINS = 2048
 # The smallest scale a Q/DQ node gets: the smallest normal FP16 number, 2^-14. The INT8 file for TensorRT >= 10.0
 # stores scales in FP16 (opset 19, ModelOpt's form), where amax/127 of a near-silent activation (random weights)
@@ -70,12 +72,15 @@ def histograms(body: onnx.ModelProto, names: list[str], data: np.ndarray) -> dic
         return session.run(names, {feed_name: data[i:i + 1]})
 
     amax = np.zeros(len(names))
-    for i in range(len(data)):
-        amax = np.maximum(amax, [float(np.abs(o).max()) for o in outputs(i)])
-    counts = np.zeros((len(names), BINS))
-    for i in range(len(data)):
-        for k, o in enumerate(outputs(i)):
-            counts[k] += np.histogram(np.abs(o), bins=BINS, range=(0.0, max(amax[k], 1e-12)))[0]
+    with progress_bar("ranges", 2 * len(data), "step") as bar:    # two passes over the images: maxima, histograms
+        for i in range(len(data)):
+            amax = np.maximum(amax, [float(np.abs(o).max()) for o in outputs(i)])
+            bar.update()
+        counts = np.zeros((len(names), BINS))
+        for i in range(len(data)):
+            for k, o in enumerate(outputs(i)):
+                counts[k] += np.histogram(np.abs(o), bins=BINS, range=(0.0, max(amax[k], 1e-12)))[0]
+            bar.update()
     return {n: (counts[k], float(amax[k])) for k, n in enumerate(names)}
 
 
