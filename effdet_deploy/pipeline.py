@@ -166,12 +166,13 @@ def compare_all(run: Run) -> None:
     from runtime.parity import SCORE_FLOOR
 
     s = run.settings
-    _, images = tool_images(None, s.compare_images)
+    _, images = tool_images(s.images, s.compare_images)       # the user's pictures where given (--images)
     labels = list(run.artifacts)
-    logger.info(f"  {len(labels)} artifact(s) vs PyTorch on {len(images)} built-in image(s): raw outputs and "
+    where = "built-in image(s)" if s.images is None else f"image(s) of {s.images}"
+    logger.info(f"  {len(labels)} artifact(s) vs PyTorch on {len(images)} {where}: raw outputs and "
                 f"detections at score >= {SCORE_FLOOR}")
     comparison = compare_targets(run.reference, [str(run.artifacts[k]) for k in labels], images,
-                                 _torch_options(run), builtin_images=True)
+                                 _torch_options(run), builtin_images=s.images is None)
     for index, (label, result) in enumerate(zip(labels, comparison.results)):
         run.parity[label] = result.to_json()
         logger.info(f"  {label}: {result.verdict}" + (f" ({'; '.join(result.reasons())})" if not result else ""))
