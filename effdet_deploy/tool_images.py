@@ -8,7 +8,7 @@ import numpy as np
 
 from runtime.image_io import list_images, read_image
 
-ASSET = Path(__file__).resolve().parents[1] / "assets" / "demo.jpg"
+ASSET = Path(__file__).resolve().parent / "assets" / "demo.jpg"     # package data: in the wheel too
 TOOL_SEED = 31
 
 

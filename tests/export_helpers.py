@@ -12,7 +12,7 @@ from export.settings import ExportSettings
 from reference import load_reference
 from runtime.boxes import box_iou
 
-ASSET = Path(__file__).resolve().parents[1] / "assets" / "demo.jpg"
+ASSET = Path(__file__).resolve().parents[1] / "effdet_deploy" / "assets" / "demo.jpg"
 
 
 def reference_checkpoint(name: str, folder: Path, separate_for: np.ndarray | None = None) -> Path:

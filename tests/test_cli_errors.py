@@ -20,7 +20,7 @@ from runtime.errors import DeployError
 from runtime.image_io import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "assets" / "demo.jpg"
+DEMO = ROOT / "effdet_deploy" / "assets" / "demo.jpg"
 
 
 def run(*args, module="effdet_deploy"):

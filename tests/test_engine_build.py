@@ -369,7 +369,7 @@ def test_engine_without_tensorrt_is_one_clear_error(engine):
     if tensorrt_available():
         pytest.skip("TensorRT is installed here")
     out = subprocess.run([sys.executable, "-m", "effdet_deploy", "infer", "--model", str(engine), "--input",
-                          str(ROOT / "assets" / "demo.jpg"), "--output", str(engine.parent / "out")],
+                          str(ROOT / "effdet_deploy" / "assets" / "demo.jpg"), "--output", str(engine.parent / "out")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "tensorrt" in out.stderr.lower()
 

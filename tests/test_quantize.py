@@ -57,7 +57,7 @@ def holdout():
 
 def test_fp16_matches_fp32(files, holdout):
     fp32, fp16 = Detector(files["fp32"], score_threshold=0.3), Detector(files["fp16"], score_threshold=0.3)
-    images = holdout[:6] + [read_image("assets/demo.jpg")]
+    images = holdout[:6] + [read_image("effdet_deploy/assets/demo.jpg")]
     worst_score = worst_box = 0.0
     for ref, got in zip(fp32.detect(images), fp16.detect(images)):
         result = agreement([ref], [got])
