@@ -30,6 +30,8 @@ EDGE_SCRIPT = textwrap.dedent("""
         with Detector(name) as det:
             result = det.detect(image)
             print(name, "ran", det.backend.describe(), len(result))
+    from effdet_deploy.tool_images import ASSET      # the built-in picture ships in the wheel (package data)
+    assert ASSET.is_file() and "site-packages" in str(ASSET), ASSET
     try:
         Detector("plugin.onnx")
     except DeployError as e:
