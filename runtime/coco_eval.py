@@ -118,19 +118,26 @@ def coco_map_of_parts(coco: dict[str, Any], results: list[dict[str, Any]], parts
     return out
 
 
+class NothingToEvaluate(DeployError):
+    """No mAP can be measured on what could be read (every image unreadable, or no object left on the readable
+    ones): eval reports INCONCLUSIVE (exit 3) and writes nothing, elsewhere it is one error line."""
+
+
 def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path: Path, backend: str | None = None,
                    device: str | None = None, options: dict[str, Any] | None = None, batch: int = 8,
-                   class_map: str = "auto", coco: dict[str, Any] | None = None) -> dict[str, float | None]:
+                   class_map: str = "auto", coco: dict[str, Any] | None = None,
+                   skipped: list[str] | None = None) -> dict[str, float | None]:
     """Run a model file over a COCO dataset on disk (with progress), return metrics, then write COCO results
     (only once everything succeeded, atomically). Every detection the file keeps is scored (score threshold
     0: mAP needs the low-score ones), never the Detector's display default. `coco`: the already loaded and
-    checked `annotations`, so callers that looked at it first do not read it twice."""
+    checked `annotations`, so callers that looked at it first do not read it twice. Unreadable or oversized images
+    are skipped with one line each and left out of the mAP with their objects (a file that cannot be read is not
+    a missed detection); the denominator is printed, their names go to `skipped` where given."""
     from runtime.detector import Detector
-    from runtime.image_io import read_image
 
     coco = load_annotations(annotations) if coco is None else coco
     names = {int(c["id"]): c.get("name", "") for c in coco["categories"]}
-    results: list[dict[str, Any]] = []
+    gone: list[dict[str, Any]] = []
     with Detector(model, backend=backend, device=device, score_threshold=0.0, **(options or {})) as det:
         categories = category_mapping(coco, det.info.num_classes, class_map)
         if det.info.num_classes != len(categories):
@@ -138,7 +145,25 @@ def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path
         print("class mapping: " + ", ".join(f"{c}->{cid} ({names.get(cid, 'not in dataset')})"
                                             for c, cid in enumerate(categories[:8]))
               + (" ..." if len(categories) > 8 else ""))
-        entries, skipped = coco["images"], []
+        results = _detect_files(det, coco["images"], images_dir, batch, categories, gone)
+    if gone:
+        coco = without_images(coco, gone, images_dir)
+        if skipped is not None:
+            skipped.extend(str(e["file_name"]) for e in gone)
+    metrics = coco_map(coco, results)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(results_path, json.dumps(results))
+    return metrics
+
+
+def _detect_files(det: Any, entries: list[dict[str, Any]], images_dir: Path, batch: int, categories: list[int],
+                  skipped: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """COCO results of every readable image, `batch` at a time, on a progress bar; unreadable ones go to `skipped`."""
+    from runtime.image_io import read_image
+    from runtime.progress import progress_bar
+
+    results: list[dict[str, Any]] = []
+    with progress_bar("eval", len(entries), unit="image") as bar:
         for start in range(0, len(entries), batch):
             chunk, pixels = [], []
             for entry in entries[start:start + batch]:
@@ -147,27 +172,32 @@ def evaluate_files(model: str, images_dir: Path, annotations: Path, results_path
                     chunk.append(entry)
                 except DeployError as e:          # unreadable or oversized: skipped and counted, as infer does
                     skipped.append(entry)
-                    print(f"\reval: skipped: {e}", flush=True)
+                    bar.clear()
+                    print(f"eval: skipped: {e}", flush=True)
             for entry, d in zip(chunk, det.detect(pixels) if pixels else []):
                 results.extend(to_coco_results(int(entry["id"]), d, categories))
-            done = min(start + batch, len(entries))
-            print(f"\reval: {done}/{len(entries)} images", end="\n" if done == len(entries) else "", flush=True)
-    if skipped:
-        coco = without_images(coco, skipped, images_dir)
-        print(f"eval: skipped {len(skipped)} unreadable image(s), left out of the mAP (their objects too): "
-              + ", ".join(str(e["file_name"]) for e in skipped[:3]) + (" ..." if len(skipped) > 3 else ""))
-    metrics = coco_map(coco, results)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(results_path, json.dumps(results))
-    return metrics
+            bar.update(len(entries[start:start + batch]))
+    return results
 
 
 def without_images(coco: dict[str, Any], skipped: list[dict[str, Any]], images_dir: Path) -> dict[str, Any]:
-    """The dataset minus images that could not be read (and their annotations): an unreadable file must not
-    count as a missed detection. None readable: one DeployError line."""
+    """The dataset minus images that could not be read (and their annotations), with the denominator printed: an
+    unreadable file must not count as a missed detection. Nothing left to measure: NothingToEvaluate."""
+    from runtime.coco_annotations import nothing_to_evaluate
+
     gone = {e["id"] for e in skipped}
     images = [e for e in coco["images"] if e["id"] not in gone]
+    kept = [a for a in coco["annotations"] if a["image_id"] not in gone]
+    names = ", ".join(str(e["file_name"]) for e in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
     if not images:
-        raise DeployError(f"{images_dir}: none of the {len(gone)} images could be read "
-                          f"(first: {skipped[0]['file_name']})")
-    return {**coco, "images": images, "annotations": [a for a in coco["annotations"] if a["image_id"] not in gone]}
+        raise NothingToEvaluate(f"{images_dir}: none of the {len(gone)} images could be read (first: "
+                                f"{skipped[0]['file_name']})")
+    rest = {**coco, "images": images, "annotations": kept}
+    why = nothing_to_evaluate(rest)
+    if why is not None:
+        raise NothingToEvaluate(f"{images_dir}: {len(gone)} unreadable image(s) skipped ({names}); on the "
+                                f"{len(images)} readable: {why.replace('the annotation file has ', '')}")
+    print(f"eval: skipped {len(gone)} unreadable image(s) ({names}): the mAP is over the {len(images)} of "
+          f"{len(coco['images'])} images that could be read, their {len(coco['annotations']) - len(kept)} "
+          f"annotated object(s) left out (not counted as missed)")
+    return rest

@@ -3,7 +3,8 @@ printed: --class-map sorted (c-th category id) or id (c + 1, effdet's 90-class C
 Every detection the file keeps is scored (mAP needs the low-score ones); the COCO results file goes
 into an output folder, never silently next to the dataset, and only once everything succeeded. The
 annotation file is checked before the model loads; a dataset with no images or no objects is INCONCLUSIVE
-(exit 3, nothing written): an AP of 0 or n/a there would measure nothing."""
+(exit 3, nothing written): an AP of 0 or n/a there would measure nothing. Unreadable images are skipped, counted
+and left out of the mAP with their objects (the denominator is printed); none readable is INCONCLUSIVE too."""
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from effdet_deploy.commands.compare import EXIT_CODES
     from effdet_deploy.tool_images import checkpoint_options
     from runtime.coco_annotations import load_annotations, nothing_to_evaluate
-    from runtime.coco_eval import evaluate_files, format_metric
+    from runtime.coco_eval import NothingToEvaluate, evaluate_files, format_metric
     from runtime.errors import DeployError
 
     if args.batch < 1:
@@ -54,9 +55,13 @@ def run(args: argparse.Namespace) -> int:
     if why is not None:
         print(f"eval: INCONCLUSIVE: {args.annotations}: {why}; no mAP to measure, {out} not written")
         return EXIT_CODES["INCONCLUSIVE"]
-    metrics = evaluate_files(args.model, Path(args.images), Path(args.annotations), out, backend=args.backend,
-                             device=args.device, options=checkpoint_options(args), batch=args.batch,
-                             class_map=args.class_map, coco=coco)
+    try:
+        metrics = evaluate_files(args.model, Path(args.images), Path(args.annotations), out, backend=args.backend,
+                                 device=args.device, options=checkpoint_options(args), batch=args.batch,
+                                 class_map=args.class_map, coco=coco)
+    except NothingToEvaluate as e:           # every image unreadable, or no object on the readable ones
+        print(f"eval: INCONCLUSIVE: {e}; no mAP to measure, {out} not written")
+        return EXIT_CODES["INCONCLUSIVE"]
     print("  ".join(f"{k} {format_metric(v, 4)}" for k, v in metrics.items())
           + ("  (n/a: the dataset has no objects of that size)" if None in metrics.values() else ""))
     print(f"wrote {out} (COCO results)")
