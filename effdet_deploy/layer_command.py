@@ -23,8 +23,9 @@ class LayerReference:
 
     @classmethod
     def live(cls, reference: str, images: Sequence[np.ndarray], options: dict[str, Any],
-             like: Any) -> LayerReference:
-        """An FP32 ONNX file run directly; a checkpoint or shipped name exported first (layer_runners)."""
+             like: Any, threads: int | None = None) -> LayerReference:
+        """An FP32 ONNX file run directly; a checkpoint or shipped name exported first (layer_runners).
+        threads: ONNX Runtime intra-op threads of its session."""
         from effdet_deploy.layer_runners import exported_reference, onnx_layer_run
         from effdet_deploy.layer_tensors import body_of, reference_tensors
 
@@ -35,9 +36,9 @@ class LayerReference:
             return [t.name for t in found]
 
         if Path(reference).suffix == ".onnx":
-            run = onnx_layer_run(Path(reference), wanted)
+            run = onnx_layer_run(Path(reference), wanted, threads)
         else:
-            run = exported_reference(reference, options, like, wanted)
+            run = exported_reference(reference, options, like, wanted, threads)
         if run.info.precision != "fp32":
             raise DeployError(f"{reference}: --layers needs an FP32 reference, this file is {run.info.precision}")
         return cls(found, lambda: run.per_image(images), reference)
@@ -48,8 +49,9 @@ class LayerReference:
         return cls(tensors, saved.layers, str(saved.path))
 
 
-def target_run(target: str, tensors: list[LayerTensor]) -> tuple[LayerRun, dict[str, str]]:
-    """The target's layer run and FP32 tensor -> target tensor for what it carries."""
+def target_run(target: str, tensors: list[LayerTensor], threads: int | None = None
+               ) -> tuple[LayerRun, dict[str, str]]:
+    """The target's layer run and FP32 tensor -> target tensor for what it carries (threads: ONNX files only)."""
     from effdet_deploy.layer_runners import engine_layer_run, onnx_layer_run
     from effdet_deploy.layer_tensors import names_in, target_names
 
@@ -58,7 +60,7 @@ def target_run(target: str, tensors: list[LayerTensor]) -> tuple[LayerRun, dict[
         def wanted(model: Any) -> list[str]:
             mapping.update(target_names(tensors, model))
             return list(dict.fromkeys(mapping.values()))
-        run = onnx_layer_run(Path(target), wanted)
+        run = onnx_layer_run(Path(target), wanted, threads)
         mapping = {k: v for k, v in mapping.items() if v in set(run.names)}
     else:
         run = engine_layer_run(Path(target))
@@ -67,17 +69,21 @@ def target_run(target: str, tensors: list[LayerTensor]) -> tuple[LayerRun, dict[
 
 
 def compare_layers(reference: LayerReference, target: str, images: Sequence[np.ndarray],
-                   writer: Any = None) -> LayerReport:
-    """One target against the reference, tensor by tensor; the reference's tensors go to `writer` when given."""
+                   writer: Any = None, threads: int | None = None, rtol: float | None = None) -> LayerReport:
+    """One target against the reference, tensor by tensor; the reference's tensors go to `writer` when given.
+    rtol (--rtol): a limit on each tensor's mean relative error, beside the precision's SNR and cosine limits."""
     from runtime.parity import tolerances
+    from runtime.progress import track
 
-    run, mapping = target_run(target, reference.tensors)
-    report = LayerReport(reference.name, target, run.info.precision, tolerances(run.info.precision),
+    run, mapping = target_run(target, reference.tensors, threads)
+    report = LayerReport(reference.name, target, run.info.precision, tolerances(run.info.precision, rtol=rtol),
                          reference.tensors, target_names=mapping)
     ref_values = reference.values()
     if writer is not None:
         ref_values = _tee(ref_values, writer, [t.name for t in reference.tensors])
-    return accumulate(report, zipped(ref_values, run.per_image(images)))
+    pairs = track(zipped(ref_values, run.per_image(images)), f"{Path(target).name}: layers", total=len(images),
+                  unit="image")
+    return accumulate(report, pairs)
 
 
 def _tee(values: Iterator[Outputs], writer: Any, names: list[str]) -> Iterator[Outputs]:
@@ -87,13 +93,15 @@ def _tee(values: Iterator[Outputs], writer: Any, names: list[str]) -> Iterator[O
         del outputs
 
 
-def write_layer_outputs(reports: list[LayerReport], out: Path) -> list[Path]:
-    """layers.json (+ layers.png) for the first target; layers_<stem>.json/.png for each when there are several."""
+def write_layer_outputs(reports: list[LayerReport], out: Path, keys: Sequence[str] | None = None) -> list[Path]:
+    """layers.json (+ layers.png) for the first target; layers_<key>.json/.png for each when there are several
+    (keys: distinct per target, effdet_deploy/reporting.py file_keys; default the file stems)."""
     from effdet_deploy.layer_plot import plot_layers
 
+    keys = list(keys) if keys is not None else [Path(r.target).stem for r in reports]
     written = []
     for i, report in enumerate(reports):
-        stems = (["layers"] if i == 0 else []) + ([f"layers_{Path(report.target).stem}"] if len(reports) > 1 else [])
+        stems = (["layers"] if i == 0 else []) + ([f"layers_{keys[i]}"] if len(reports) > 1 else [])
         for stem in stems:
             written.append(write_atomic(out / f"{stem}.json", json.dumps(report.to_json(), indent=1)))
             written.append(plot_layers(report, out / f"{stem}.png"))

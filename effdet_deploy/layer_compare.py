@@ -114,7 +114,8 @@ def table_lines(report: LayerReport, every: bool = False) -> list[str]:
     lines += [f"  {g:6.1f} dB  {t.group:18s} {t.node}" for t, g in report.top_growth()]
     first = report.first_divergence()
     lines.append(f"{len(report.compared)} of {len(report.tensors)} tensors compared on {report.images} image(s); "
-                 f"limits SNR >= {limits.get('layer_snr_db')} dB, cosine >= {limits.get('layer_cosine')}")
+                 f"limits SNR >= {limits.get('layer_snr_db')} dB, cosine >= {limits.get('layer_cosine')}"
+                 + (f", mean rel <= {limits['layer_rel']:g} (--rtol)" if limits.get("layer_rel") is not None else ""))
     lines.append("first divergence: none" if first is None else
                  f"first divergence: {first[0].name} (node {first[0].node}, {first[0].op}, {first[0].group}, "
                  f"depth {first[0].depth}): {'; '.join(first[1])}")

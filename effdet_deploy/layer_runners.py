@@ -44,14 +44,15 @@ class LayerRun:
             del out       # not held while the next image runs (D0 at 512: ~0.6 GB of tensors an image)
 
 
-def onnx_layer_run(path: Path, wanted: Callable[[Any], list[str]]) -> LayerRun:
-    """An ONNX file's body with the tensors `wanted(full_model)` returns exposed."""
+def onnx_layer_run(path: Path, wanted: Callable[[Any], list[str]], threads: int | None = None) -> LayerRun:
+    """An ONNX file's body with the tensors `wanted(full_model)` returns exposed (threads: ONNX Runtime intra-op)."""
     import onnx
 
-    return model_layer_run(onnx.load(str(path)), wanted, str(path))
+    return model_layer_run(onnx.load(str(path)), wanted, str(path), threads)
 
 
-def model_layer_run(model: Any, wanted: Callable[[Any], list[str]], source: str) -> LayerRun:
+def model_layer_run(model: Any, wanted: Callable[[Any], list[str]], source: str, threads: int | None = None
+                    ) -> LayerRun:
     """The same for an in-memory ModelProto (e.g. an INT8 file with some groups taken out of INT8)."""
     from effdet_deploy.layer_tensors import body_of
     from export.onnx_io import metadata_of
@@ -61,7 +62,7 @@ def model_layer_run(model: Any, wanted: Callable[[Any], list[str]], source: str)
     body = body_of(model)
     available = {o for n in body.graph.node for o in n.output} | {i.name for i in body.graph.input}
     names = [n for n in names if n in available]
-    session = _session_with_outputs(body, names, source)
+    session = _session_with_outputs(body, names, source, threads)
     feed = session.get_inputs()[0].name
 
     def run(batch: np.ndarray) -> Outputs:
@@ -70,7 +71,7 @@ def model_layer_run(model: Any, wanted: Callable[[Any], list[str]], source: str)
     return LayerRun(info, names, run)
 
 
-def _session_with_outputs(body: Any, names: list[str], source: str) -> Any:
+def _session_with_outputs(body: Any, names: list[str], source: str, threads: int | None = None) -> Any:
     """ONNX Runtime session of `body` whose outputs are exactly `names`, each with its inferred type
     (the body's own outputs are FP16 in an FP16 file); FP16 Q/DQ bodies as runtime/qdq_twin.py's twin."""
     import onnx
@@ -83,8 +84,8 @@ def _session_with_outputs(body: Any, names: list[str], source: str) -> Any:
     types = {v.name: v.type.tensor_type.elem_type for v in probe.graph.value_info}
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(n, types.get(n, onnx.TensorProto.FLOAT), None)
                               for n in names)
-    return create_session(twin_if_needed(probe).SerializeToString(), source_name=f"{source} (layer outputs)",
-                          memory_arena=False)
+    return create_session(twin_if_needed(probe).SerializeToString(), threads=threads,
+                          source_name=f"{source} (layer outputs)", memory_arena=False)
 
 
 def engine_layer_run(path: Path) -> LayerRun:
@@ -97,7 +98,7 @@ def engine_layer_run(path: Path) -> LayerRun:
 
 
 def exported_reference(model: str, options: dict[str, Any], like: ModelInfo,
-                       wanted: Callable[[Any], list[str]]) -> LayerRun:
+                       wanted: Callable[[Any], list[str]], threads: int | None = None) -> LayerRun:
     """A checkpoint or shipped name exported to FP32 ONNX at the target's input size, then run as ONNX."""
     from export.onnx_export import export_onnx
     from export.settings import ExportSettings
@@ -109,6 +110,6 @@ def exported_reference(model: str, options: dict[str, Any], like: ModelInfo,
     settings = ExportSettings(model=str(name), output=Path(folder.name) / "reference.onnx", image_size=like.image_size,
                               nms="none", checkpoint=Path(model) if Path(model).suffix else None)
     path = export_onnx(settings)
-    run = onnx_layer_run(path, wanted)
+    run = onnx_layer_run(path, wanted, threads)
     run.keep.append(folder)
     return run

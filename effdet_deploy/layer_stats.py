@@ -75,13 +75,16 @@ def snr_db(signal: float, noise: float) -> float:
 
 
 def over_tolerance(stats: LayerStats, limits: dict[str, float | None]) -> list[str]:
-    """'label value < limit' for each layer limit (runtime/parity.py TOLERANCES: layer_snr_db, layer_cosine) missed."""
+    """'label value < limit' for each layer limit (runtime/parity.py TOLERANCES: layer_snr_db, layer_cosine, and
+    layer_rel from --rtol) missed."""
     out = []
-    snr_limit, cos_limit = limits.get("layer_snr_db"), limits.get("layer_cosine")
+    snr_limit, cos_limit, rel_limit = limits.get("layer_snr_db"), limits.get("layer_cosine"), limits.get("layer_rel")
     if snr_limit is not None and stats.snr_db < snr_limit:
         out.append(f"SNR {stats.snr_db:.1f} dB < {snr_limit:g}")
     if cos_limit is not None and stats.cosine < cos_limit:
         out.append(f"cosine {stats.cosine:.6f} < {cos_limit:g}")
+    if rel_limit is not None and stats.mean_rel > rel_limit:
+        out.append(f"mean rel {stats.mean_rel:.3g} > {rel_limit:g}")
     return out
 
 

@@ -55,7 +55,7 @@ def suggest_exclude(args: argparse.Namespace, layer_ref: Any, report: LayerRepor
     damage = group_damage(report)
     candidates = sorted((g for g in groups if damage.get(g, 0) > 0 and not set(groups[g]) <= already),
                         key=lambda g: -damage[g])
-    measure = OutputMeasure(reference, target, images, args.reference)
+    measure = OutputMeasure(reference, target, images, args.reference, getattr(args, "threads", None))
     search = Bisection(candidates)
     before = search.tried[0] = measure(set())
     goal = args.suggest_target if args.suggest_target is not None else before + DEFAULT_GAIN_DB
@@ -96,14 +96,16 @@ def bisect(search: Bisection, measure: Any, goal: float) -> int:
 class OutputMeasure:
     """Worst SNR of the network outputs of the INT8 file with given nodes out of INT8, on fixed images."""
 
-    def __init__(self, reference: Any, target: Any, images: Sequence[np.ndarray], source: str) -> None:
+    def __init__(self, reference: Any, target: Any, images: Sequence[np.ndarray], source: str,
+                 threads: int | None = None) -> None:
         from effdet_deploy.layer_runners import model_layer_run
         from effdet_deploy.layer_tensors import body_of, reference_tensors
 
         body = body_of(reference)
         outputs = {o.name for o in body.graph.output}
         self.tensors = [t for t in reference_tensors(body) if t.name in outputs]
-        run = model_layer_run(reference, lambda m: [t.name for t in self.tensors], source)
+        self.threads = threads                              # --threads: ONNX Runtime intra-op threads of each try
+        run = model_layer_run(reference, lambda m: [t.name for t in self.tensors], source, threads)
         self.model_name = run.info.model
         self.expected = list(run.per_image(images))        # the outputs only: [N, A*C] maps, small
         self.reference, self.target, self.images = reference, target, images
@@ -119,7 +121,7 @@ class OutputMeasure:
         def wanted(m: Any) -> list[str]:
             mapping.update(target_names(self.tensors, m))
             return list(dict.fromkeys(mapping.values()))
-        run = model_layer_run(model, wanted, "INT8 candidate")
+        run = model_layer_run(model, wanted, "INT8 candidate", self.threads)
         acc = {t.name: LayerAccumulator() for t in self.tensors}
         for ref, got in zip(self.expected, run.per_image(self.images)):
             for name, a in acc.items():

@@ -46,7 +46,8 @@ class RawRunner:
 
 
 def raw_runner(path: str, options: dict[str, Any] | None = None) -> tuple[RawRunner | None, str]:
-    """(runner, "") for checkpoints, shipped names and ONNX files; (None, reason) where there is no raw level."""
+    """(runner, "") for checkpoints, shipped names and ONNX files; (None, reason) where there is no raw level.
+    options: backend options (torch: model=, image_size=; both: threads=, ONNX Runtime intra-op / torch threads)."""
     from runtime.detector import backend_for, load_backend
 
     kind = backend_for(path)
@@ -55,7 +56,7 @@ def raw_runner(path: str, options: dict[str, Any] | None = None) -> tuple[RawRun
         return RawRunner(backend.info, lambda batch: _boxes_scores(backend.run(batch))), ""
     if kind == "onnxruntime":
         try:
-            return _onnx_runner(Path(path)), ""
+            return _onnx_runner(Path(path), (options or {}).get("threads")), ""
         except DeployError as e:          # e.g. no onnx package on an edge install: the detection level still runs
             return None, f"raw outputs not compared: {e}"
     return None, f"{Path(path).name}: a TensorRT engine has its post-processing compiled in (compare its ONNX file)"
@@ -65,11 +66,11 @@ def _boxes_scores(outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return outputs["boxes"], outputs["scores"]
 
 
-def _onnx_runner(path: Path) -> RawRunner:
+def _onnx_runner(path: Path, threads: int | None = None) -> RawRunner:
     from runtime.onnx_session import create_session
 
     twin, info, anchors = raw_twin(path)
-    session = create_session(twin, source_name=str(path))
+    session = create_session(twin, threads=threads, source_name=str(path))
     name = session.get_inputs()[0].name
     wanted = [o.name for o in session.get_outputs()]
 

@@ -48,6 +48,11 @@ def _plots(run: Any) -> list[str]:
     return written
 
 
+def _num(value: float | None, digits: str) -> str:
+    """A parity number; n/a where nothing was compared (no detection on either side, no matched pair)."""
+    return "n/a" if value is None else format(value, digits)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -59,7 +64,8 @@ def write_report(run: Any) -> Path:
         [k, f"`{Path(v).name}`", f"{Path(v).stat().st_size / 1e6:.1f}"] for k, v in run.artifacts.items()]) + [""]
     lines += ["## Parity against PyTorch (detections, score >= 0.3)", ""] + _table(
         ["artifact", "F1", "mean IoU", "max score err", "max box err px", "result"],
-        [[k, f"{p['f1']:.3f}", f"{p['mean_iou']:.3f}", f"{p['scores']['max_abs']:.2e}", f"{p['boxes']['max_abs']:.3f}",
+        [[k, _num(p["f1"], ".3f"), _num(p["mean_iou"], ".3f"), _num((p["scores"] or {}).get("max_abs"), ".2e"),
+          _num((p["boxes"] or {}).get("max_abs"), ".3f"),
           p["verdict"] + (": " + "; ".join(p["failures"] or p["inconclusive"]) if p["verdict"] != "PASS" else "")]
          for k, p in run.parity.items()]) + [""]
     lines += ["Raw network outputs (every anchor, before NMS; same inputs):", ""] + _table(

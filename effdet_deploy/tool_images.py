@@ -23,12 +23,14 @@ def tool_images(folder: str | Path | None, limit: int = 16) -> tuple[list[str], 
             [read_image(ASSET)] + [render(TOOL_SEED, i).image for i in range(count)])
 
 
-def _readable(files: list[Path], limit: int) -> tuple[list[str], list[np.ndarray]]:
-    """The first `limit` images that can be read; unreadable or oversized ones are skipped and counted (as
-    infer and eval do), all unreadable is one DeployError."""
+def readable_images(files: list[Path], limit: int) -> tuple[list[str], list[np.ndarray], list[str]]:
+    """(names, images, names skipped): the first `limit` images that can be read; each unreadable or oversized
+    one is skipped with one line (as infer and eval do). None readable is the caller's to judge."""
     from runtime.errors import DeployError
 
-    names, images, skipped = [], [], []
+    names: list[str] = []
+    images: list[np.ndarray] = []
+    skipped: list[str] = []
     for f in files:
         if len(images) == limit:
             break
@@ -38,6 +40,14 @@ def _readable(files: list[Path], limit: int) -> tuple[list[str], list[np.ndarray
         except DeployError as e:
             skipped.append(f.name)
             print(f"skipped: {e}")
+    return names, images, skipped
+
+
+def _readable(files: list[Path], limit: int) -> tuple[list[str], list[np.ndarray]]:
+    """readable_images; all unreadable is one DeployError."""
+    from runtime.errors import DeployError
+
+    names, images, skipped = readable_images(files, limit)
     if not images:
         raise DeployError(f"{files[0].parent}: none of the {len(skipped)} images could be read "
                           f"(first: {skipped[0]})")

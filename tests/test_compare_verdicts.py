@@ -1,6 +1,9 @@
 """compare/pipeline never PASS on nothing (issue 13.1): raw network outputs are compared too, so a damaged
 file fails even where neither file detects anything; too few matched detections is INCONCLUSIVE (exit 3);
-warnings for class-count / input-size mismatches and for built-in scenes on a model not trained on them."""
+warnings for class-count / input-size mismatches and for built-in scenes on a model not trained on them.
+Issue 25: unreadable images skipped and counted (compare and eval), n/a where nothing was compared, --atol/--rtol
+at every level, distinct outputs for same-named targets, --threads in every session."""
+import io
 import json
 import subprocess
 import sys
@@ -12,6 +15,8 @@ import pytest
 from onnx import numpy_helper
 from PIL import Image
 
+from effdet.synthetic import render
+from optional_deps import needs_pycocotools
 from effdet_deploy.reporting import Comparison, mismatch_warnings, worst_picture
 from export.onnx_export import export_onnx
 from export.settings import ExportSettings
@@ -58,14 +63,21 @@ def test_damaged_file_fails_where_nothing_is_detected(files):
 
 
 def test_nothing_detected_is_inconclusive_exit_3(files):
+    """0 vs 0 detections: F1, IoU and the matched errors are n/a (null in JSON), not 1.000; the raw level still
+    compares every anchor, but only fails a target: without detections to match it stays INCONCLUSIVE."""
     out = files["tmp"] / "same-out"
     r = cli("compare", "--reference", files["original"], "--target", files["original"], "--images", files["blank"],
             "--output", out)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "INCONCLUSIVE" in r.stdout and "0 matched" in r.stdout
+    row = next(line for line in r.stdout.splitlines() if line.split()[2:3] == ["detections"])
+    assert "F1 n/a (>= 0.99)" in row and "mean IoU n/a" in row and "max score error n/a" in row and "1.000" not in row
     target = json.loads((out / "compare.json").read_text())["targets"][0]
     assert target["raw"]["pass"] is True and target["raw"]["scores"]["max_abs"] == 0.0
     assert target["pass"] is False and target["verdict"] == "INCONCLUSIVE"
+    assert target["f1"] is None and target["mean_iou"] is None and target["scores"] is None
+    assert target["precision_det"] is None and target["recall"] is None and target["mean_score_delta"] is None
+    assert {c["label"]: c["value"] for c in target["checks"]}["F1"] is None
 
 
 def _dets(n, score=0.9, shift=0.0):
@@ -135,7 +147,19 @@ def test_pipeline_compare_of_a_model_not_trained_on_the_scenes_is_inconclusive(t
     parity = run.parity["fp32"]
     assert parity["verdict"] == "INCONCLUSIVE" and parity["matched"] == 0 and parity["raw"]["pass"] is True
     assert any("not trained on them" in note for note in run.notes)
+    assert "--images" in " ".join(parity["inconclusive"])
     assert EXIT_CODES[verdict_of([p["verdict"] for p in run.parity.values()])] == 3
+    images = tmp_path / "mine"          # issue 25: with --images given, compare runs on them and never asks for them
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((64, 96, 3), 60 * i, np.uint8)).save(images / f"{i}.png")
+    given = Run(PipelineSettings(model="tf_efficientdet_d0", output=tmp_path, image_size=128, compare_images=3,
+                                 images=images, annotations=tmp_path / "a.json"),
+                reference=str(tmp_path / "user.pth"), artifacts={"fp32": onnx_file})
+    compare_all(given)
+    parity = given.parity["fp32"]
+    assert parity["images"] == 2 and parity["verdict"] == "INCONCLUSIVE" and parity["raw"]["images"] == 2
+    assert "--images" not in " ".join(parity["inconclusive"] + parity["warnings"] + given.notes)
 
 
 def test_raw_box_limit_grows_with_the_input_size():
@@ -147,3 +171,183 @@ def test_raw_box_limit_grows_with_the_input_size():
     assert compare_raw(pair, TOLERANCES["fp32"], (512, 512))
     small = compare_raw(pair, TOLERANCES["fp32"], (256, 256))
     assert not small and len(small.failures) == 1 and small.failures[0].endswith("> 0.075")
+
+
+# --- issue 25: bad images, --atol/--rtol at every level, distinct outputs, --threads -------------------------------
+
+def bad_images(folder: Path) -> list[str]:
+    """Six kinds of file that are no readable image, and a folder named like one; returns the six names."""
+    from test_issue25_inputs import bomb_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    png, jpg = io.BytesIO(), io.BytesIO()
+    picture = Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8))
+    picture.save(png, "PNG")
+    picture.save(jpg, "JPEG")
+    kinds = {"empty.jpg": b"", "cut.png": png.getvalue()[:300], "cut.jpg": jpg.getvalue()[:400],
+             "notes.jpg": b"a text file, not a picture\n", "data.png": rng.bytes(256), "huge.png": bomb_png()}
+    for name, data in kinds.items():
+        (folder / name).write_bytes(data)
+    (folder / "folder.jpg").mkdir(exist_ok=True)       # root reads chmod-000 files: a folder is the 7th kind
+    return sorted(kinds)
+
+
+def run_cli(capsys, *argv):
+    from effdet_deploy.cli import main
+
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_unreadable_images_are_skipped_and_counted(files, capsys):
+    folder = files["tmp"] / "mixed"
+    bad = bad_images(folder)
+    for i in range(2):
+        Image.fromarray(render(31, i).image).save(folder / f"scene{i}.png")
+    out = files["tmp"] / "mixed-out"
+    code, stdout, _ = run_cli(capsys, "compare", "--reference", files["original"], "--target", files["original"],
+                              "--images", folder, "--output", out)
+    assert code in (0, 3), stdout
+    assert sorted(line.split(": ")[1].split("/")[-1] for line in stdout.splitlines()
+                  if line.startswith("skipped: ")) == bad
+    assert "on 2 image(s)" in stdout and "6 unreadable skipped" in stdout
+    report = json.loads((out / "compare.json").read_text())
+    assert report["skipped_images"] == bad and report["images"] == ["scene0.png", "scene1.png"]
+    assert report["targets"][0]["raw"]["images"] == 2
+    for name in ("scene0.png", "scene1.png"):
+        (folder / name).unlink()
+    code, stdout, _ = run_cli(capsys, "compare", "--reference", files["original"], "--target", files["original"],
+                              "--images", folder, "--output", out)
+    assert code == 3 and "INCONCLUSIVE: none of the 6 image(s)" in stdout
+    report = json.loads((out / "compare.json").read_text())
+    assert report["verdict"] == "INCONCLUSIVE" and report["targets"] == [] and report["skipped_images"] == bad
+
+
+@pytest.fixture(scope="module")
+def fp16(files):
+    from calibration.artifacts import QuantizeSettings, quantize_onnx
+    from optional_deps import require_modelopt
+
+    require_modelopt()
+    return quantize_onnx(QuantizeSettings(onnx=files["original"], output=files["tmp"] / "orig.fp16.onnx",
+                                          precision="fp16"))
+
+
+def test_atol_and_rtol_reach_the_raw_level(files, fp16, capsys):
+    """FP16 passes at its defaults; --atol 1e-9 fails it at the raw level too (before: only detections), with the
+    limit printed beside the number; --rtol 1e-9 fails the raw mean relative score error."""
+    from effdet_deploy.reporting import compare_targets, live_reference
+
+    images = [render(31, i).image for i in range(2)]
+    ref = live_reference(str(files["original"]), images)
+    default, = compare_targets(ref, [str(fp16)], images).results
+    strict, = compare_targets(ref, [str(fp16)], images, atol=1e-9).results
+    relative, = compare_targets(ref, [str(fp16)], images, rtol=1e-9).results
+    assert default.precision == "fp16" and default.raw and 0 < default.raw.scores.max_abs <= TOLERANCES["fp16"]["raw_score_atol"]
+    assert not strict.raw and any(f.startswith("raw max score error") and f.endswith("> 1e-09") for f in strict.raw.failures)
+    assert strict.verdict == "FAIL" and strict.limits["raw_score_atol"] == strict.limits["score_atol"] == 1e-9
+    assert strict.limits["box_atol"] == TOLERANCES["fp16"]["box_atol"]         # boxes keep their pixel limits
+    assert not relative.raw and any("raw mean relative score error" in f for f in relative.raw.failures)
+    out = files["tmp"] / "atol-out"
+    code, stdout, _ = run_cli(capsys, "compare", "--reference", files["original"], "--target", fp16, "--atol", "1e-9",
+                              "--max-images", 2, "--output", out)
+    raw_row = next(line for line in stdout.splitlines() if line.split()[2:3] == ["raw"])
+    assert code == 1 and "FAIL" in raw_row and "max score error" in raw_row and "(<= 1e-09)" in raw_row
+
+
+def test_rtol_reaches_the_layers(files, fp16):
+    from effdet_deploy.layer_command import LayerReference, compare_layers
+    from effdet_deploy.layer_stats import over_tolerance
+    from runtime.parity import tolerances
+
+    images = [render(31, 0).image]
+    ref = LayerReference.live(str(files["original"]), images, {}, None)
+    plain = compare_layers(ref, str(fp16), images)
+    strict = compare_layers(ref, str(fp16), images, rtol=1e-9)
+    assert plain.limits == tolerances("fp16") and plain.limits["layer_rel"] is None
+    first = strict.first_divergence()
+    assert first is not None and any(m.startswith("mean rel") for m in first[1])
+    assert plain.compared and not any(m.startswith("mean rel") for t in plain.compared
+                                      for m in over_tolerance(plain.stats[t.name], plain.limits))
+
+
+def test_same_named_targets_get_their_own_outputs(files, capsys):
+    """a/m.onnx and b/m.onnx: two rows told apart, two pictures, two JSON entries; a file given twice once."""
+    import shutil
+
+    a, b = files["tmp"] / "a" / "m.onnx", files["tmp"] / "b" / "m.onnx"
+    for path, source in ((a, files["original"]), (b, files["damaged"])):
+        path.parent.mkdir(exist_ok=True)
+        shutil.copy(source, path)
+    out = files["tmp"] / "twins-out"
+    code, stdout, _ = run_cli(capsys, "compare", "--reference", files["original"], "--target", a, "--target", b,
+                              "--target", files["tmp"] / "b" / ".." / "b" / "m.onnx", "--images", files["blank"],
+                              "--output", out)
+    assert code == 1 and stdout.count("compared once") == 1
+    report = json.loads((out / "compare.json").read_text())
+    assert [t["label"] for t in report["targets"]] == ["a/m.onnx", "b/m.onnx"]
+    assert [t["worst_picture"] for t in report["targets"]] == ["worst_a_m.png", "worst_b_m.png"]
+    assert [t["verdict"] for t in report["targets"]] == ["INCONCLUSIVE", "FAIL"]
+    assert (out / "worst_a_m.png").is_file() and (out / "worst_b_m.png").is_file()
+    assert not (out / "worst_m.png").exists()
+    assert any(line.startswith("a/m.onnx ") for line in stdout.splitlines())
+    assert any(line.startswith("b/m.onnx ") for line in stdout.splitlines())
+
+
+def test_threads_reach_every_session_compare_opens(files, capsys, monkeypatch):
+    """--threads 1: each ONNX Runtime session of compare (reference and target, detections, raw twins and the
+    --layers runs) is opened with one intra-op thread, as ONNX Runtime itself reports it."""
+    import runtime.backends.onnxruntime_backend as ort_backend
+    import runtime.onnx_session as onnx_session
+
+    opened = []
+    real = onnx_session.create_session
+
+    def recording(*args, **kwargs):
+        session = real(*args, **kwargs)
+        opened.append(session.get_session_options().intra_op_num_threads)
+        return session
+
+    monkeypatch.setattr(onnx_session, "create_session", recording)
+    monkeypatch.setattr(ort_backend, "create_session", recording)
+    code, stdout, _ = run_cli(capsys, "compare", "--reference", files["original"], "--target", files["original"],
+                              "--images", files["blank"], "--max-images", 1, "--layers", "--threads", 1,
+                              "--output", files["tmp"] / "threads-out")
+    assert code == 3 and "--threads 1 for ONNX Runtime" in stdout
+    assert len(opened) >= 6 and set(opened) == {1}, opened
+
+
+@needs_pycocotools
+def test_eval_skips_unreadable_images_and_says_what_the_map_is_over(files, capsys):
+    """Seven annotated images replaced by the six bad kinds and a folder: left out of the mAP with their objects,
+    the denominator printed; all unreadable: INCONCLUSIVE, nothing written."""
+    from effdet.synthetic import write_dataset
+
+    annotations = write_dataset(files["tmp"] / "val", 9, seed=5, progress=False)
+    coco = json.loads(annotations.read_text())
+    folder = annotations.parent / "images"
+    kinds = bad_images(files["tmp"] / "kinds")
+    victims = coco["images"][:7]
+    for entry, kind in zip(victims, kinds + ["a folder"]):
+        (folder / entry["file_name"]).unlink()
+        if kind == "a folder":
+            (folder / entry["file_name"]).mkdir()                 # a folder where an image is listed
+        else:
+            (folder / entry["file_name"]).write_bytes((files["tmp"] / "kinds" / kind).read_bytes())
+    results = files["tmp"] / "eval.json"
+    code, stdout, _ = run_cli(capsys, "eval", "--model", files["original"], "--images", folder,
+                              "--annotations", annotations, "--output", results)
+    objects = sum(1 for a in coco["annotations"] if a["image_id"] in {im["id"] for im in victims})
+    assert code == 0, stdout
+    assert sum(line.startswith("eval: skipped: ") for line in stdout.splitlines()) == 7
+    assert f"the mAP is over the 2 of 9 images that could be read, their {objects} annotated object(s) left out" in stdout
+    assert {r["image_id"] for r in json.loads(results.read_text())} <= {im["id"] for im in coco["images"][7:]}
+    for entry in coco["images"][7:]:
+        (folder / entry["file_name"]).write_bytes(b"")
+    results.unlink()
+    code, stdout, _ = run_cli(capsys, "eval", "--model", files["original"], "--images", folder,
+                              "--annotations", annotations, "--output", results)
+    assert code == 3 and "INCONCLUSIVE" in stdout and "none of the 9 images could be read" in stdout
+    assert not results.exists()

@@ -1,6 +1,10 @@
 """`compare`: targets (any precision/backend) against a reference at two levels - raw network outputs
 (every anchor, before NMS) and detections - with a PASS / FAIL (exit 1) / INCONCLUSIVE (exit 3) verdict per
-target, JSON, and a side-by-side picture of the worst image per target."""
+target, JSON, and a side-by-side picture of the worst image per target.
+
+Unreadable images of --images are skipped and counted; none readable is INCONCLUSIVE (nothing compared). Targets
+are named by the shortest path suffix that tells them apart (a/m.onnx, b/m.onnx), and so are their pictures; a
+file given twice is compared once. Every number is printed beside the limit it was judged by."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +24,7 @@ EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from effdet_deploy.tool_images import add_checkpoint_flags
+    from effdet_deploy.tool_images import add_checkpoint_flags, add_threads_flag
 
     p.add_argument("--reference", help="checkpoint (.pth), shipped name (shapes_d0) or FP32 .onnx "
                    "(or --load-outputs)")
@@ -28,8 +32,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", default=None, help="folder of images (default: built-in shapes scenes)")
     p.add_argument("--max-images", type=int, default=16)
     add_checkpoint_flags(p)
-    p.add_argument("--atol", type=float, default=None, help="override score/box absolute tolerance")
-    p.add_argument("--rtol", type=float, default=None, help="override mean relative score tolerance")
+    p.add_argument("--atol", type=float, default=None,
+                   help="max absolute score error (scores 0-1), at every level: raw outputs (every anchor and "
+                        "class, before NMS) and matched detections (default: per precision, runtime/parity.py; box "
+                        "limits stay in pixels)")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="max mean relative score error (|d| / |ref|) at the raw and detection levels, and with "
+                        "--layers the max mean relative error (sum |d| / sum |ref|) of each tensor (default: per "
+                        "precision for detections, unchecked elsewhere)")
+    add_threads_flag(p)
     p.add_argument("--output", default="compare-output", help="folder for compare.json and worst-image PNGs")
     p.add_argument("--layers", action="store_true",
                    help="also compare every intermediate tensor with the FP32 reference: first divergence, "
@@ -51,22 +62,21 @@ def verdict_of(verdicts: list[str]) -> str:
     return next((v for v in ("FAIL", "INCONCLUSIVE") if v in verdicts), "PASS")
 
 
-def print_table(results: list[ParityResult]) -> None:
-    """One line per target and level, then warnings and reasons."""
-    print(f"{'target':34s} {'prec':5s} {'level':10s} {'numbers':58s} result")
-    for r in results:
-        name, a = Path(r.target).name[:34], r.agreement
+def print_table(results: list[ParityResult], labels: list[str]) -> None:
+    """One line per target and level (the numbers beside the limits they were judged by), then warnings and
+    the verdict with its reasons. n/a: nothing compared (no detection on either side, no matched pair)."""
+    width = max([6] + [len(label) for label in labels])
+    print(f"{'target':{width}s} {'prec':5s} {'level':10s} {'result':12s} numbers (limit)")
+    for r, label in zip(results, labels):
+        a = r.agreement
         if r.raw is not None:
-            w = r.raw
-            print(f"{name:34s} {r.precision:5s} {'raw':10s} "
-                  f"{f'scores max {w.scores.max_abs:.2e} cos {w.scores.cosine:.6f}; boxes mean {w.boxes.mean_abs:.2e} px':58s}"
-                  f" {'PASS' if w else 'FAIL'}")
+            print(f"{label:{width}s} {r.precision:5s} {'raw':10s} {'PASS' if r.raw else 'FAIL':12s} "
+                  + "; ".join(c.text() for c in r.raw.checks) + f" [{r.raw.images} image(s), {r.raw.anchors} anchors]")
         else:
-            print(f"{name:34s} {r.precision:5s} {'raw':10s} {'-':58s} n/a ({r.raw_note})")
+            print(f"{label:{width}s} {r.precision:5s} {'raw':10s} {'n/a':12s} {r.raw_note}")
         det = "FAIL" if r.failures else "INCONCLUSIVE" if r.inconclusive else "PASS"
-        numbers = (f"matched {a.matched} (ref {a.reference}, tgt {a.target}) F1 {a.f1:.3f} IoU {a.mean_iou:.3f} "
-                   f"score err {r.scores.max_abs:.1e}")
-        print(f"{name:34s} {r.precision:5s} {'detections':10s} {numbers:58s} {det}")
+        print(f"{label:{width}s} {r.precision:5s} {'detections':10s} {det:12s} matched {a.matched} (ref {a.reference}, "
+              f"tgt {a.target}); " + "; ".join(c.text() for c in r.checks))
         for warning in r.warnings:
             print(f"  warning: {warning}")
         print(f"  => {r.verdict}" + (f": {'; '.join(r.reasons())}" if r.verdict != "PASS" else ""))
@@ -94,38 +104,100 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from effdet_deploy.reporting import compare_targets, worst_picture
-    from effdet_deploy.tool_images import tool_images
+    from effdet_deploy.reporting import compare_targets, distinct_labels, file_keys
     from runtime.parity import MIN_MATCHED, SCORE_FLOOR
 
     check_arguments(args)
-    names, images = tool_images(args.images, args.max_images)
-    print(f"comparing {len(args.target)} target(s) with {args.reference or args.load_outputs} on {len(images)} "
-          f"image(s) ({'built-in shapes scenes' if args.images is None else args.images}); detections at score >= "
-          f"{SCORE_FLOOR}, at least {MIN_MATCHED} matched for a detection-level PASS")
+    targets = unique_targets(args.target)
+    names, images, skipped = compare_images(args.images, args.max_images)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    if not images:
+        return nothing_readable(args, skipped, out)
+    labels, keys = distinct_labels(targets), file_keys(distinct_labels(targets))
+    print(f"comparing {len(targets)} target(s) with {args.reference or args.load_outputs} on {len(images)} "
+          f"image(s) ({'built-in shapes scenes' if args.images is None else args.images}"
+          f"{f'; {len(skipped)} unreadable skipped' if skipped else ''}); detections at score >= {SCORE_FLOOR}, at "
+          f"least {MIN_MATCHED} matched for a detection-level PASS" + threads_note(args.threads, targets))
     with reference_outputs(args, names, images) as (reference, writer):
-        comparison = compare_targets(reference, args.target, images, None, args.atol, args.rtol,
-                                     builtin_images=args.images is None)
+        comparison = compare_targets(reference, targets, images, None, args.atol, args.rtol,
+                                     builtin_images=args.images is None, threads=args.threads)
         verdicts = [r.verdict for r in comparison.results]
-        print_table(comparison.results)
+        print_table(comparison.results, labels)
         if args.layers:
-            verdicts += run_layers(args, reference, images, writer, out)
-    for index, r in enumerate(comparison.results):
-        png = out / f"worst_{Path(r.target).stem}.png"
-        worst_picture(comparison, index, images[r.worst_image], ("reference", Path(r.target).name)).save(png)
-    report = {"reference": args.reference or str(args.load_outputs), "images": names, "score_threshold": SCORE_FLOOR,
-              "verdict": verdict_of(verdicts), "targets": [r.to_json() for r in comparison.results]}
+            verdicts += run_layers(args, targets, keys, reference, images, writer, out)
+    pictures = write_pictures(comparison, images, labels, keys, out)
+    report = {"reference": args.reference or str(args.load_outputs), "images": names, "skipped_images": skipped,
+              "score_threshold": SCORE_FLOOR, "atol": args.atol, "rtol": args.rtol, "threads": args.threads,
+              "verdict": verdict_of(verdicts),
+              "targets": [{**r.to_json(), "label": label, "worst_picture": picture}
+                          for r, label, picture in zip(comparison.results, labels, pictures)]}
     write_atomic(out / "compare.json", json.dumps(report, indent=2))
-    print(f"{report['verdict']}; wrote {out / 'compare.json'} and worst-image pictures")
+    print(f"{report['verdict']} on {len(images)} image(s){f' ({len(skipped)} unreadable skipped)' if skipped else ''}"
+          f"; wrote {out / 'compare.json'} and worst-image pictures")
     return EXIT_CODES[str(report["verdict"])]
+
+
+def unique_targets(targets: list[str]) -> list[str]:
+    """The targets in order, each file once (the same file under two spellings too), with a note per repeat."""
+    seen: dict[Path, str] = {}
+    for target in targets:
+        key = Path(target).resolve()
+        if key in seen:
+            print(f"note: --target {target} is {seen[key]} again; compared once")
+        else:
+            seen[key] = target
+    return list(seen.values())
+
+
+def compare_images(folder: str | None, limit: int) -> tuple[list[str], list[Any], list[str]]:
+    """(names, images, skipped names): the built-in scenes, or the first `limit` readable images of `folder`."""
+    from effdet_deploy.tool_images import readable_images, tool_images
+    from runtime.image_io import list_images
+
+    if folder is None:
+        return (*tool_images(None, limit), [])
+    return readable_images(list_images(folder), limit)
+
+
+def nothing_readable(args: argparse.Namespace, skipped: list[str], out: Path) -> int:
+    """No image could be read: INCONCLUSIVE (exit 3) with the reason, in compare.json too; no model is loaded."""
+    reason = f"none of the {len(skipped)} image(s) in {args.images} could be read: nothing was compared"
+    report = {"reference": args.reference or str(args.load_outputs), "images": [], "skipped_images": skipped,
+              "verdict": "INCONCLUSIVE", "reason": reason, "targets": []}
+    write_atomic(out / "compare.json", json.dumps(report, indent=2))
+    print(f"INCONCLUSIVE: {reason}; wrote {out / 'compare.json'}")
+    return EXIT_CODES["INCONCLUSIVE"]
+
+
+def threads_note(threads: int | None, targets: list[str]) -> str:
+    """'; N CPU threads' for the banner, naming engines (TensorRT: no CPU thread pool) it does not reach."""
+    if not threads:
+        return ""
+    engines = [Path(t).name for t in targets if Path(t).suffix.lower() in (".engine", ".plan", ".trt")]
+    return f"; --threads {threads} for ONNX Runtime / PyTorch" + (f" (not {', '.join(engines)}: TensorRT)"
+                                                                     if engines else "")
+
+
+def write_pictures(comparison: Any, images: list, labels: list[str], keys: list[str], out: Path) -> list[str]:
+    """worst_<key>.png per target (reference and target side by side, atomically); returns the file names."""
+    import io
+
+    from effdet_deploy.reporting import worst_picture
+
+    names = []
+    for index, (r, label, key) in enumerate(zip(comparison.results, labels, keys)):
+        buffer = io.BytesIO()
+        worst_picture(comparison, index, images[r.worst_image], ("reference", label)).save(buffer, format="PNG")
+        names.append(write_atomic(out / f"worst_{key}.png", buffer.getvalue()).name)
+    return names
 
 
 @contextmanager
 def reference_outputs(args: argparse.Namespace, names: list[str], images: list) -> Iterator[tuple[Any, Any]]:
     """(the reference, a writer for --save-outputs or None); the saved file appears only when all went well."""
     from effdet_deploy.reporting import RawCache, Reference, live_reference
+    from effdet_deploy.reporting import cpu_options
     from effdet_deploy.saved_outputs import OutputsWriter, check_same_model, load_outputs
     from effdet_deploy.tool_images import checkpoint_options
 
@@ -136,7 +208,8 @@ def reference_outputs(args: argparse.Namespace, names: list[str], images: list) 
         yield Reference(str(args.load_outputs), saved.detections(), saved.info,
                         RawCache("", None, images, saved=saved)), saved
         return
-    reference = live_reference(args.reference, images, checkpoint_options(args))
+    reference = live_reference(args.reference, images, {**checkpoint_options(args),
+                                                         **cpu_options(args.reference, args.threads)})
     if args.save_outputs is None:
         yield reference, None
         return
@@ -172,7 +245,8 @@ def _info_of(path: str) -> Any:
         return det.info
 
 
-def run_layers(args: argparse.Namespace, reference: Any, images: list, writer: Any, out: Path) -> list[str]:
+def run_layers(args: argparse.Namespace, targets: list[str], keys: list[str], reference: Any, images: list,
+               writer: Any, out: Path) -> list[str]:
     """compare --layers for every target; INCONCLUSIVE where no tensor could be compared."""
     from effdet_deploy.layer_command import LayerReference, compare_layers, print_report, write_layer_outputs
     from effdet_deploy.saved_outputs import SavedOutputs
@@ -180,19 +254,21 @@ def run_layers(args: argparse.Namespace, reference: Any, images: list, writer: A
     if isinstance(writer, SavedOutputs):
         layer_ref, writer = LayerReference.saved(writer), None
     else:
-        layer_ref = LayerReference.live(args.reference, images, checkpoint_options_of(args), reference.info)
+        layer_ref = LayerReference.live(args.reference, images, checkpoint_options_of(args), reference.info,
+                                        args.threads)
         if writer is not None:
             writer.layer_tensors = layer_ref.tensors
     reports, verdicts = [], []
-    for index, target in enumerate(args.target):
-        report = compare_layers(layer_ref, target, images, writer if index == 0 else None)
+    for index, target in enumerate(targets):
+        report = compare_layers(layer_ref, target, images, writer if index == 0 else None,
+                                args.threads if Path(target).suffix.lower() == ".onnx" else None, args.rtol)
         print_report(report, args.all_layers)
         reports.append(report)
         if not report.compared:
             verdicts.append("INCONCLUSIVE")
             print(f"  => INCONCLUSIVE: no tensor of {target} matches one of the reference (an engine needs its "
                   "tensors marked as outputs at build time: export/layer_marks.py)")
-    written = write_layer_outputs(reports, out)
+    written = write_layer_outputs(reports, out, keys)
     print(f"wrote {', '.join(str(p) for p in written)}")
     if args.suggest_exclude is not None:
         from effdet_deploy.precision_debug import suggest_exclude
