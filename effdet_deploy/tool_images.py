@@ -15,7 +15,7 @@ TOOL_SEED = 31
 def tool_images(folder: str | Path | None, limit: int = 16) -> tuple[list[str], list[np.ndarray]]:
     """(names, HxWx3 uint8 images): the first `limit` images of `folder`, or the built-in set."""
     if folder is not None:
-        return _readable(list_images(folder), limit)
+        return _readable(list_images(folder), limit, Path(folder))
     from effdet.synthetic import render
 
     count = max(0, limit - 1)
@@ -23,9 +23,11 @@ def tool_images(folder: str | Path | None, limit: int = 16) -> tuple[list[str], 
             [read_image(ASSET)] + [render(TOOL_SEED, i).image for i in range(count)])
 
 
-def readable_images(files: list[Path], limit: int) -> tuple[list[str], list[np.ndarray], list[str]]:
+def readable_images(files: list[Path], limit: int, root: Path | None = None
+                    ) -> tuple[list[str], list[np.ndarray], list[str]]:
     """(names, images, names skipped): the first `limit` images that can be read; each unreadable or oversized
-    one is skipped with one line (as infer and eval do). None readable is the caller's to judge."""
+    one is skipped with one line (as infer and eval do). None readable is the caller's to judge. Names are paths
+    below `root` where given (a/1.png and b/1.png of one folder stay two images), else file names."""
     from runtime.errors import DeployError
 
     names: list[str] = []
@@ -34,20 +36,21 @@ def readable_images(files: list[Path], limit: int) -> tuple[list[str], list[np.n
     for f in files:
         if len(images) == limit:
             break
+        name = f.relative_to(root).as_posix() if root is not None and f.is_relative_to(root) else f.name
         try:
             images.append(read_image(f))
-            names.append(f.name)
+            names.append(name)
         except DeployError as e:
-            skipped.append(f.name)
+            skipped.append(name)
             print(f"skipped: {e}")
     return names, images, skipped
 
 
-def _readable(files: list[Path], limit: int) -> tuple[list[str], list[np.ndarray]]:
+def _readable(files: list[Path], limit: int, root: Path) -> tuple[list[str], list[np.ndarray]]:
     """readable_images; all unreadable is one DeployError."""
     from runtime.errors import DeployError
 
-    names, images, skipped = readable_images(files, limit)
+    names, images, skipped = readable_images(files, limit, root)
     if not images:
         raise DeployError(f"{files[0].parent}: none of the {len(skipped)} images could be read "
                           f"(first: {skipped[0]})")

@@ -84,3 +84,16 @@ def test_threads_only_for_cpu_libraries():
     assert cpu_options("m.onnx", 2) == {"threads": 2} and cpu_options("c.pth", 2) == {"threads": 2}
     assert cpu_options("m.engine", 2) == {} and cpu_options("m.onnx", None) == {}
     assert cpu_options(str(Path("x") / "m.plan"), 4) == {}
+
+
+def test_images_of_the_same_name_in_two_subfolders_stay_two(tmp_path):
+    from PIL import Image
+
+    from effdet_deploy.commands.compare import compare_images
+
+    for sub, value in (("a", 10), ("b", 200)):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(tmp_path / sub / "1.png")
+    names, images, skipped = compare_images(str(tmp_path), 16)
+    assert names == ["a/1.png", "b/1.png"] and skipped == []
+    assert [int(i[0, 0, 0]) for i in images] == [10, 200]

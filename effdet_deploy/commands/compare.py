@@ -157,7 +157,7 @@ def compare_images(folder: str | None, limit: int) -> tuple[list[str], list[Any]
 
     if folder is None:
         return (*tool_images(None, limit), [])
-    return readable_images(list_images(folder), limit)
+    return readable_images(list_images(folder), limit, Path(folder))
 
 
 def nothing_readable(args: argparse.Namespace, skipped: list[str], out: Path) -> int:
