@@ -209,9 +209,14 @@ def evaluate_all(run: Run) -> None:
     else:
         run.notes.append("accuracy not measured: give --images and --annotations (COCO format)")
         return
+    skipped: list[str] = []
     for label, path, backend, options in _targets(run):
+        skipped.clear()
         run.accuracy[label] = evaluate_files(path, images, annotations, s.output / f"results_{label}.json",
-                                             backend=backend, options=options)
+                                             backend=backend, options=options, skipped=skipped)
+    if skipped:           # the same images for every artifact: one note
+        run.notes.append(f"accuracy left out {len(skipped)} unreadable image(s) and their objects: "
+                         f"{', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
 
 
 def draw_examples(run: Run) -> None:
