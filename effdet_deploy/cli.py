@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from effdet_deploy.argument_checks import check_shared_arguments
 from effdet_deploy.output_paths import check_output_paths
 from runtime.errors import DeployError
 
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     fresh = [Path(v) for v in (getattr(args, "output", None),) if v and not Path(v).exists()]
     try:
+        check_shared_arguments(args)          # both torch-free: answered before any heavy import
         check_output_paths(args.command, args)
         code = int(importlib.import_module(f"effdet_deploy.commands.{args._module}").run(args) or 0)
         sys.stdout.flush()           # a closed pipe shows here, not in the interpreter's exit

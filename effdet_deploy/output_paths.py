@@ -21,7 +21,7 @@ FILE_OUTPUTS = {"export": ("output",), "quantize": ("output",), "bench": ("json"
 EXAMPLE_NAMES = {"export": "model.onnx", "quantize": "model.fp16.onnx", "bench": "bench.json",
                  "eval": "results.json", "build": "model.engine"}
 FOLDER_OUTPUTS = {"compare": "output", "demo": "output", "infer": "output", "pipeline": "output", "synth": "output",
-                  "train": "output", "triton": "output"}
+                  "train": "output", "triton": "output", "serve": "repository"}
 ONNX_OUTPUTS = {"export": "output", "quantize": "output"}
 
 

@@ -18,6 +18,9 @@ MAX_IMAGE_SIDE = 4096            # beyond it the export's trace allocates tens o
 def check_settings(s: ExportSettings) -> None:
     """Reject bad settings before any work, one clear line each."""
     get_config(s.model)     # an unknown name: DeployError listing the known ones
+    if s.checkpoint is not None and not Path(s.checkpoint).is_file():     # its contents are read after torch loads
+        raise DeployError(f"{s.checkpoint}: --checkpoint "
+                          + ("is a folder, not a checkpoint file" if Path(s.checkpoint).is_dir() else "not found"))
     if s.nms not in NMS_KINDS:
         raise DeployError(f"--nms must be one of {', '.join(NMS_KINDS)}, got '{s.nms}'")
     if s.input_format not in ("nchw", "nhwc") or s.input_dtype not in ("float32", "uint8"):

@@ -6,6 +6,7 @@ raise DeployError naming the file: callers skip and count them like corrupt ones
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,12 @@ def read_image(path: str | Path) -> np.ndarray:
     """One image file -> HxWx3 uint8 RGB."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            im.load()
-            return pil_to_rgb(ImageOps.exif_transpose(im))
+        with warnings.catch_warnings():
+            # PIL's DecompressionBombWarning (89-178 MP: read anyway) and corrupt-EXIF notes were lines on stderr
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                im.load()
+                return pil_to_rgb(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise DeployError(f"{path}: file not found") from None
     except Image.DecompressionBombError as e:     # > 2x Image.MAX_IMAGE_PIXELS (178 MP): refused before decoding
@@ -51,7 +55,8 @@ def list_images(folder: str | Path) -> list[Path]:
         return [folder]
     if not folder.is_dir():
         raise DeployError(f"{folder}: no such file or folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    # a broken link is listed too: read_image refuses it, and the caller counts it skipped like a corrupt file
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
     if not files:
         raise DeployError(f"{folder}: no images found ({', '.join(IMAGE_SUFFIXES)})")
     return files

@@ -108,6 +108,7 @@ def settings_from(args: BuildArgs) -> BuildSettings:
 def run(args: argparse.Namespace) -> int:
     if (args.onnx is None) == (args.load_engine is None):
         raise DeployError("give --onnx FILE (build an engine) or --loadEngine ENGINE (inspect one), one of the two")
+    check_counts(args)
     if args.load_engine is not None:
         from effdet_deploy.engine_check import inspect_engine
 
@@ -128,6 +129,16 @@ def run(args: argparse.Namespace) -> int:
                                  inp.name, settings.calib_images, settings.calib_method) as calibration:
         print(f"wrote {engine_from_onnx(settings, calibration)}")
     return 0
+
+
+def check_counts(args: argparse.Namespace) -> None:
+    """Sizes and counts, before TensorRT is looked for: `--workspace -1` was answered "this needs TensorRT" here
+    and reached set_memory_pool_limit on a machine with it; `--workspace 0` was dropped without a word."""
+    for flag, value, least in (("--workspace", args.workspace, 1), ("--dla-core", args.dla_core, 0),
+                               ("--calib-images", args.calib_images, 1), ("--calib-batch", args.calib_batch, 1)):
+        if value is not None and value < least:
+            raise DeployError(f"{flag} must be at least {least}, got {value}"
+                              + (" (MiB; leave it out for TensorRT's default)" if flag == "--workspace" else ""))
 
 
 def needs_calibrator(s: BuildSettings, has_qdq: bool) -> bool:

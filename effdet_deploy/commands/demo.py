@@ -16,6 +16,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from effdet.config import get_config
+    from runtime.errors import DeployError
+
+    get_config(args.model)          # torch-free, before the pipeline module loads torch: answered at once
+    if args.eval_images < 1:
+        raise DeployError(f"--eval-images must be at least 1, got {args.eval_images}")
     from effdet_deploy.pipeline import PipelineSettings, run_pipeline
 
     result = run_pipeline(PipelineSettings(model=args.model, output=args.output, eval_images=args.eval_images))

@@ -25,10 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from effdet.train import train
-    from effdet.train_settings import TrainSettings
+    from effdet.train_settings import TrainSettings, check_settings
 
     settings = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings)})
+    check_settings(settings)        # torch-free: a bad flag is answered before torch loads (effdet.train checks again)
+    from effdet.train import train
+
     path = train(settings, args.output, args.resume)
     print(f"wrote {path}")
     return 0
