@@ -14,10 +14,26 @@ def input_images(source: str | Path, output: Path) -> tuple[Path, list[Path]]:
     """(root, image files): the images of a file or folder, minus anything inside `output` (a previous run's
     pictures must not be read back when the output folder lies inside the input folder)."""
     source, out = Path(source), output.resolve()
-    files = [f for f in list_images(source) if not f.resolve().is_relative_to(out)]
+    try:
+        listed = list_images(source)
+    except DeployError as e:            # a folder is read as images; its videos go in one at a time
+        videos = _videos_in(source)
+        if videos:
+            raise DeployError(f"{e}; it holds {len(videos)} video file(s): give one as --input, e.g. "
+                              f"--input {videos[0]}") from None
+        raise
+    files = [f for f in listed if not f.resolve().is_relative_to(out)]
     if not files:
         raise DeployError(f"{source}: no images found outside the output folder {output}")
     return (source.parent if source.is_file() else source), files
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    from effdet_deploy.video_source import VIDEO_SUFFIXES
+
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
 def relative_name(root: Path, path: Path) -> str:

@@ -77,3 +77,27 @@ def test_failures_leave_no_output_folder(tmp_path, folder):
     only_broken = infer("--input", folder / "broken.jpg", "--output", tmp_path / "out2")
     assert only_broken.returncode == 2 and "none of the 1 images could be read" in only_broken.stderr
     assert not (tmp_path / "out1").exists() and not (tmp_path / "out2").exists()
+
+
+def test_classes_filter_pictures_and_detections_json(tmp_path, folder, capsys):
+    """--classes by name or index (Ultralytics' classes=[...]): detections.json and the pictures keep only those
+    classes, exactly the unfiltered run's detections of them; an unknown class is one line listing the valid."""
+    from effdet_deploy.cli import main
+
+    base = ["infer", "--model", "shapes_d0", "--input", str(folder / "a.png"), "--score-threshold", "0.05"]
+    assert main([*base, "--output", str(tmp_path / "all")]) == 0
+    every = json.loads((tmp_path / "all" / "detections.json").read_text())
+    kept = {r["category_id"] for r in every}
+    assert len(kept) >= 2                                           # a filter that can remove something
+    one = min(kept) - 1                                             # a model class present (category = class + 1)
+    names = ("circle", "square", "triangle", "star", "hexagon", "cross")
+    assert main([*base, "--output", str(tmp_path / "some"), "--classes", f"{names[one]},{one}"]) == 0
+    some = json.loads((tmp_path / "some" / "detections.json").read_text())
+    assert some == [r for r in every if r["category_id"] == one + 1]
+    assert (tmp_path / "some" / "a.png.png").read_bytes() != (tmp_path / "all" / "a.png.png").read_bytes()
+    capsys.readouterr()
+    assert main([*base, "--output", str(tmp_path / "bad"), "--classes", "dog"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--classes: shapes_d0 has no class 'dog' (6 classes: 0 circle, 1 square, 2 triangle, "
+                        "3 star, 4 hexagon, 5 cross)") and "\n" not in err
+    assert not (tmp_path / "bad").exists()
