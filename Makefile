@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Jetson: JetPack's TensorRT is a system package, so the venv must see system site-packages there.
 VENV_FLAGS ?= $(if $(wildcard /etc/nv_tegra_release),--system-site-packages,)
 
-.PHONY: demo test test-integration typecheck bench gpu-check clean
+.PHONY: demo test test-integration typecheck bench gpu-check clean dist
 
 # x86_64 Linux: a real tritonserver for serve and its tests (the nvidia-pytriton wheel of the [serve] extra). Its
 # numpy<2 pin would downgrade this venv, so the wheel goes in --no-deps and its python backend stub gets numpy<2
@@ -57,6 +57,16 @@ typecheck: $(STAMP)
 # [export] extra takes the CPU onnxruntime; engines are compared with ONNX Runtime only where one imports.
 gpu-check: $(STAMP)
 	$(PY) tools/gpu_check.py --output gpu-check
+
+# A wheel of this project, dist/efficientdet_deploy-VERSION-py3-none-any.whl, to pip install elsewhere (extras as
+# usual: 'WHEEL[export]'). Needs only a Python with pip, no .venv: pip builds it in an isolated environment.
+# build/lib goes first: setuptools reuses it, and a module deleted here would otherwise stay in the wheel.
+DIST_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+
+dist:
+	rm -rf dist build/lib
+	$(DIST_PY) -m pip wheel -q --no-deps . -w dist
+	@ls dist/*.whl
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_eager.py
