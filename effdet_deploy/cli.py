@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "weights -> ONNX (preprocessing, decoding, NMS in the graph)"),
     "quantize": ("quantize", "FP32 ONNX -> strongly typed FP16 or Q/DQ INT8 ONNX (ModelOpt)"),
     "build": ("build", "ONNX -> TensorRT engine + sidecar (trtexec-like flags)"),
-    "infer": ("infer", "images -> PNGs with boxes + COCO-results JSON, on any backend"),
+    "infer": ("infer", "images -> PNGs with boxes + COCO-results JSON; video/camera/stream -> annotated video + "
+              "JSON lines; any backend"),
     "compare": ("compare", "parity of ONNX/engines against a reference: PASS/FAIL per target"),
     "bench": ("bench", "trtexec-style latency and throughput on a backend"),
     "eval": ("eval", "COCO mAP of a model file on a COCO-format dataset"),
