@@ -27,6 +27,7 @@ Every block that is not run (requires, venv, skip) is still syntax-checked: `bas
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -130,7 +131,7 @@ def _dedent(line: str, indent: int) -> str:
 def missing(block: Block) -> str | None:
     """Why the block cannot run on this machine, or None."""
     have = {"tensorrt": _has_tensorrt, "gpu": _has_gpu, "jetson": lambda: Path("/etc/nv_tegra_release").exists(),
-            "docker": lambda: _runs(["docker", "info"])}
+            "docker": _has_docker}
     absent = [r for r in block.directives.get("requires", []) if not have[r]()]
     return f"needs {', '.join(absent)}" if absent else None
 
@@ -212,10 +213,17 @@ def _runs(cmd: list[str]) -> bool:
     return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
 
 
+@functools.cache
+def _has_docker() -> bool:
+    return _runs(["docker", "info"])
+
+
+@functools.cache
 def _has_gpu() -> bool:
     return _runs(["nvidia-smi", "-L"])
 
 
+@functools.cache
 def _has_tensorrt() -> bool:
     python = VENV / "bin" / "python"
     return _has_gpu() and subprocess.run([str(python), "-c", "import tensorrt"], capture_output=True).returncode == 0
