@@ -57,7 +57,7 @@ def find_server(work: Path) -> ServerInstall:
     stub = root / "python_backend_stubs" / tag / "triton_python_backend_stub" if root else None
     if root is None or not (root / "bin" / "tritonserver").is_file():
         raise DeployError("no tritonserver: none on PATH and the nvidia-pytriton wheel is not installed "
-                          "(pip install 'efficientdet-deploy[serve]', x86_64 Linux), or run the NGC container "
+                          "(x86_64 Linux: make installs it into .venv, see docs/serving.md), or run the NGC container "
                           "(serve --dry-run prints its docker line)")
     if stub is None or not stub.is_file():
         raise DeployError(f"the nvidia-pytriton wheel has no python backend stub for Python {tag}")

@@ -87,7 +87,7 @@ class AnnotatedVideo:
         self.target, self.tmp = target, _temp(target)
         self.fps = fps or DEFAULT_FPS
         self.threads = threads
-        self.av: Any = lazy_import("av", "'efficientdet-deploy[video]'")
+        self.av: Any = lazy_import("av", "av (our [video] extra)")
         self.codec = pick_codec(self.av)
         self.container: Any = None
         self.frames = 0

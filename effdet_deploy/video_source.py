@@ -29,7 +29,7 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv
                   ".mts", ".3gp", ".ogv", ".gif")
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "rtp", "srt", "udp", "tcp", "http", "https")
 OPEN_TIMEOUT_S, READ_TIMEOUT_S = 5.0, 10.0
-INSTALL = "'efficientdet-deploy[video]'"
+INSTALL = "av (our [video] extra)"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ try:
     from cuda.bindings import runtime as rt   # cuda-python >= 12.6 (13.0 removed the old cuda.cudart)
 except ImportError as _e:
     raise DeployError(f"this needs cuda-python ({_e.msg}); install the one matching TensorRT's CUDA major: "
-                      "pip install 'efficientdet-deploy[trt-cu12]' (or [trt-cu13])") from None
+                      "pip install 'cuda-python>=12.6.2,<13' (CUDA 12) or 'cuda-python>=13,<14' (CUDA 13)") from None
 
 T = TypeVar("T")
 Event: TypeAlias = rt.cudaEvent_t

@@ -20,7 +20,7 @@ from runtime.trt_compat import version_tuple
 
 Provider = Union[str, Tuple[str, Dict[str, Any]]]   # a name, or (name, provider options) as InferenceSession takes
 PLUGIN_OP = b"EfficientNMS_TRT"
-PLUGIN_EXTRA = "efficientdet-deploy[ort-nms]"
+PLUGIN_EXTRA = "onnxruntime-extensions"     # our [ort-nms] extra
 ORT_ERRORS_ONLY, ORT_FATAL_ONLY = 3, 4     # onnxruntime logger severities
 # ONNX Runtime before 1.25 on the CPU provider: QuickGeluFusion turns each swish (x * sigmoid(x)) into one
 # QuickGelu node that its NCHWc layout pass cannot keep in the blocked layout, so every swish costs a reorder
@@ -97,7 +97,7 @@ def _plugin_library(name: str) -> str:
         return custom_ops_library()
     except DeployError:
         raise DeployError(f"{name}: contains TensorRT's EfficientNMS_TRT node; ONNX Runtime runs it through a CPU "
-                          f"stand-in that needs onnxruntime-extensions: pip install \"{PLUGIN_EXTRA}\" "
+                          f"stand-in that needs onnxruntime-extensions: pip install {PLUGIN_EXTRA} (our [ort-nms] extra) "
                           "(or export with --nms onnx for a file that runs anywhere)") from None
 
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 # weakly typed with the flags trtexec users pass (--fp16, --int8) and the file's FP32 layers pinned.
 STRONG_TYPING_FROM = (10, 0)
 LEGACY_PRECISION_UNTIL = (11, 0)
-TRT_INSTALL = "pip install 'efficientdet-deploy[trt-cu12]' (or [trt-cu13]; on Jetson TensorRT comes with JetPack)"
+TRT_INSTALL = ("pip install tensorrt-cu12 'cuda-python>=12.6.2,<13' (our [trt-cu12] extra; CUDA 13: tensorrt-cu13 "
+               "'cuda-python>=13,<14'; on Jetson TensorRT comes with JetPack)")
 
 
 def require_tensorrt() -> str:
@@ -219,8 +220,7 @@ def cuda_mismatch(driver: str, driver_cuda: int, runtime_cuda: int, trt_version:
     if not problems:
         return None
     want = trt_cuda or (driver_cuda // 1000 if driver_cuda else runtime_major)
-    hint = (f"pip install 'efficientdet-deploy[trt-cu{want}]'" if want in (12, 13)
-            else f"pip install 'cuda-python>={want},<{want + 1}'")
+    hint = f"pip install 'cuda-python>={'12.6.2' if want == 12 else want},<{want + 1}'"
     trt_side = f"TensorRT {trt_version} (CUDA {trt_cuda or 'of the system'})"
     return (f"CUDA versions do not fit: driver {driver} (CUDA {cuda_text(driver_cuda) if driver_cuda else '-'}), "
             f"cuda-python's CUDA runtime {cuda_text(runtime_cuda)}, {trt_side}: {'; '.join(problems)}; "

@@ -185,7 +185,7 @@ def test_bad_sources_are_one_line_and_write_nothing(model, clip, tmp_path, capsy
 def test_pyav_missing_is_one_line_naming_the_extra(model, clip, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)                    # import av raises ImportError
     line = _one_error(capsys, ["infer", "--model", str(model), "--input", str(clip), "--output", str(tmp_path / "o")])
-    assert "pip install 'efficientdet-deploy[video]'" in line and not (tmp_path / "o").exists()
+    assert "pip install av (our [video] extra)" in line and not (tmp_path / "o").exists()
 
 
 def test_ctrl_c_on_a_file_exits_130_and_leaves_nothing(model, tmp_path):

@@ -92,12 +92,12 @@ def test_cuda_major_mismatch_is_one_line_naming_all_three():
     line = cuda_mismatch("535.104.05", 12020, 13000, "10.3.0", 12)
     assert line is not None and "\n" not in line
     for part in ("driver 535.104.05 (CUDA 12.2)", "CUDA runtime 13.0", "TensorRT 10.3.0 (CUDA 12)",
-                 "trt-cu12", "supports CUDA 12.2 only", "TensorRT is built for CUDA 12"):
+                 "pip install 'cuda-python>=12.6.2,<13'", "supports CUDA 12.2 only", "TensorRT is built for CUDA 12"):
         assert part in line, part
     assert cuda_mismatch("580.65.06", 13000, 12090, "10.13.3", 12) is None     # newer driver: fine
     assert cuda_mismatch("540.4.0", 12060, 12090, "10.3.0", None) is None      # JetPack: minor compatibility
     assert "no NVIDIA driver" in (cuda_mismatch("unknown", 0, 12090, "10.3.0", None) or "")
-    assert "trt-cu13" in (cuda_mismatch("580.65.06", 13000, 12090, "11.4.0", 13) or "")
+    assert "pip install 'cuda-python>=13,<14'" in (cuda_mismatch("580.65.06", 13000, 12090, "11.4.0", 13) or "")
 
 
 def test_tensorrt_cuda_major_from_wheel_names():

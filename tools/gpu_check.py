@@ -83,7 +83,7 @@ def missing() -> str | None:
     elif not lacking:
         lacking += cuda_versions_problem()
     if importlib.util.find_spec("modelopt") is None:
-        lacking.append("the FP16/INT8 files need NVIDIA ModelOpt: pip install 'efficientdet-deploy[int8]'")
+        lacking.append("the FP16/INT8 files need NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' (our [int8] extra)")
     return "; ".join(lacking) or None
 
 
