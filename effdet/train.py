@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import io
 import math
+import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from effdet.synthetic import CLASS_NAMES, SynthSpec, render
 from effdet.train_settings import TrainSettings, check_settings
 from runtime.atomic import write_atomic
 from runtime.errors import DeployError
+from runtime.interrupts import deferred_sigint
 from runtime.log import logger
 
 FOCAL_ALPHA = 0.25
@@ -260,6 +262,25 @@ def resume_optimizer(opt: torch.optim.Optimizer, ckpt: dict[str, Any], path: str
         group.update(own)
 
 
+def leave_sigint_to_main(worker_id: int) -> None:
+    """A DataLoader worker ignores Ctrl-C (a terminal sends it to the whole process group): the main process
+    stops it; a worker dying of it first made the main process fail with "DataLoader worker exited unexpectedly"."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def batches_of(loader: torch.utils.data.DataLoader) -> Iterator[Any]:
+    """The loader's batches, each received with Ctrl-C held back: the worker passes a batch's tensors as file
+    descriptors over a socket, and a KeyboardInterrupt cutting that handshake made the worker print a traceback
+    (multiprocessing's resource_sharer) after the command's one line."""
+    batches = iter(loader)
+    while True:
+        with deferred_sigint():
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
+
+
 def train(s: TrainSettings, output: str | Path, resume: str | Path | None = None) -> Path:
     """Train on synthetic shapes; writes OUTPUT/last.pth every `checkpoint_every` steps and at the end.
     Every setting, the output folder and the --resume file are checked first: bad input runs no step."""
@@ -281,11 +302,12 @@ def train(s: TrainSettings, output: str | Path, resume: str | Path | None = None
     data = SyntheticBatches(model, s.seed, spec)
     sampler = range(start * s.batch, s.steps * s.batch)
     loader = torch.utils.data.DataLoader(data, batch_size=s.batch, sampler=sampler, num_workers=1,
-                                         persistent_workers=False, prefetch_factor=4)
+                                         persistent_workers=False, prefetch_factor=4,
+                                         worker_init_fn=leave_sigint_to_main)
     model.train().to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
     t0, seen = time.perf_counter(), 0
     running: list[float] = []
-    for step, (x, cls_t, box_t) in enumerate(loader, start=start):
+    for step, (x, cls_t, box_t) in enumerate(batches_of(loader), start=start):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, s)
         loss, cls_loss, box_loss = train_step(model, opt, x, cls_t, box_t, s)

@@ -2,17 +2,46 @@
 2 bad input (one line on stderr, from DeployError)."""
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
 import os
+import signal
 import sys
-from pathlib import Path
-from typing import NoReturn
 
-from effdet_deploy.argument_checks import check_shared_arguments
-from effdet_deploy.output_paths import check_output_paths
-from runtime.errors import DeployError
+
+def stop_at_once(signum: int, frame: object) -> None:
+    """SIGINT while nothing of the run is open - before the work (interpreter and command modules loading,
+    ~0.3 s) or after it (torch and ONNX Runtime teardown, up to ~2 s): no KeyboardInterrupt, which would surface
+    outside main as a traceback or a silent death by signal; the same one line and exit 130 as during the work."""
+    try:
+        sys.stdout.flush()
+    except OSError:                  # a closed pipe
+        pass
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")    # after -v / -q, which take no value
+    os.write(2, f"\neffdet-deploy{' ' + command if command else ''}: interrupted\n".encode())
+    os._exit(130)
+
+
+def stop_at_once_on_sigint() -> None:
+    """Only where Python's own handler is set: a job started with SIGINT ignored (`cmd &` in a script) keeps it
+    ignored."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, stop_at_once)
+
+
+COMMAND_LINE = os.path.basename(sys.argv[0]) == "effdet-deploy" or sys.argv[0] == os.path.join(
+    os.path.dirname(__file__), "__main__.py")       # the console script or python -m, not an importing program
+if COMMAND_LINE:
+    stop_at_once_on_sigint()
+
+import argparse  # noqa: E402  (after the handler: a Ctrl-C while these load is answered too)
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import NoReturn  # noqa: E402
+
+from effdet_deploy.argument_checks import check_shared_arguments  # noqa: E402
+from effdet_deploy.output_paths import check_output_paths, new_folders  # noqa: E402
+from runtime.errors import DeployError  # noqa: E402
 
 # name -> (module under effdet_deploy.commands, one-line help). Modules load lazily, so `--help` and
 # runtime-only commands never import torch.
@@ -91,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser()          # imports every command module: the first ~0.3 s (see stop_at_once)
     args = parser.parse_args(argv)
     # progress on stdout; stderr carries only the one-line error (and third-party warnings)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stdout)
@@ -103,28 +132,41 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    fresh = [Path(v) for v in (getattr(args, "output", None),) if v and not Path(v).exists()]
+    fresh = new_folders(args.command, args)     # removed again if the run fails or stops and leaves them empty
+    if COMMAND_LINE and signal.getsignal(signal.SIGINT) is stop_at_once:
+        signal.signal(signal.SIGINT, signal.default_int_handler)     # the work: KeyboardInterrupt, cleanup, 130
     try:
         check_shared_arguments(args)          # both torch-free: answered before any heavy import
         check_output_paths(args.command, args)
         code = int(importlib.import_module(f"effdet_deploy.commands.{args._module}").run(args) or 0)
         sys.stdout.flush()           # a closed pipe shows here, not in the interpreter's exit
+        if code != 0:
+            remove_empty_folders(fresh)
     except DeployError as e:
         print(f"effdet-deploy {args.command}: error: {e}", file=sys.stderr)
+        remove_empty_folders(fresh)
         code = 2
     except KeyboardInterrupt:        # Ctrl-C: one line, exit 130 (128 + SIGINT) like a shell; artifacts are
         remove_empty_folders(fresh)  # written atomically, so nothing half-written is left behind
-        print(f"\neffdet-deploy {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return interrupted(args.command)
     except BrokenPipeError:          # `effdet-deploy info x --json | head`: the reader left; no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # Python's own flush at exit must not fail
         return 1
     except BaseException:
         remove_empty_folders(fresh)
         raise
-    if code != 0:
-        remove_empty_folders(fresh)
+    finally:
+        if COMMAND_LINE:
+            stop_at_once_on_sigint()
     return code
+
+
+def interrupted(command: str) -> int:
+    print(f"\neffdet-deploy {command}: interrupted", file=sys.stderr)
+    if COMMAND_LINE:     # the process only shuts down now: a background thread's error on the way (train's DataLoader
+        sys.excepthook = lambda *exc: None          # worker cut mid-handshake: multiprocessing's resource_sharer)
+        threading.excepthook = lambda args: None    # is no second message after the one line
+    return 130
 
 
 def remove_empty_folders(paths: list[Path]) -> None:

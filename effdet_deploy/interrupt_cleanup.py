@@ -28,6 +28,24 @@ def private_tempdir() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def new_files_removed_on_failure(folder: Path) -> Iterator[None]:
+    """Files and folders the block creates under `folder` go again if it does not finish (Ctrl-C or a failure):
+    e.g. a Triton repository holding the model copy but not yet its config.pbtxt. What was there before stays
+    (a file the block replaced atomically keeps its new, complete content)."""
+    before = set(folder.rglob("*")) if folder.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        created = set(folder.rglob("*")) - before if folder.is_dir() else set()
+        for path in sorted(created, key=lambda p: -len(p.parts)):       # files and subfolders before their folder
+            if not path.is_dir():
+                path.unlink(missing_ok=True)
+            elif not any(path.iterdir()):
+                path.rmdir()
+        raise
+
+
 class IncompleteMark:
     """OUTPUT/INCOMPLETE from the first step until the report is written: a stopped run is recognisable
     as one (the file names the step it stopped in), and a previous run's report is never left beside it."""

@@ -66,15 +66,36 @@ def check_writable(path: Path, is_file: bool, flag: str) -> None:
     os.unlink(probe)
 
 
-def check_output_paths(command: str, args: argparse.Namespace) -> None:
-    inputs = _existing_inputs(args)
+def _outputs(command: str, args: argparse.Namespace) -> list[tuple[str, Path, bool]]:
+    """(flag dest, path, is a file) of every output the command line names or defaults to."""
     outputs = [(dest, True) for dest in FILE_OUTPUTS.get(command, ())]
     outputs += [(FOLDER_OUTPUTS[command], False)] if command in FOLDER_OUTPUTS else []
+    found = []
     for dest, is_file in outputs:
         value = _default_output(command, args, dest)
-        if not isinstance(value, (str, Path)) or not str(value):
+        if isinstance(value, (str, Path)) and str(value):
+            found.append((dest, Path(value), is_file))
+    return found
+
+
+def new_folders(command: str, args: argparse.Namespace) -> list[Path]:
+    """The outermost folder each output would create (eval's default eval-output/ too): what the command line
+    removes again, if left empty, when the command fails or is interrupted."""
+    created = []
+    for _, path, is_file in _outputs(command, args):
+        folder = path.parent if is_file else path
+        if folder.exists():
             continue
-        path, flag = Path(value), _flag(dest)
+        while not folder.parent.exists() and folder.parent != folder:
+            folder = folder.parent
+        created.append(folder)
+    return created
+
+
+def check_output_paths(command: str, args: argparse.Namespace) -> None:
+    inputs = _existing_inputs(args)
+    for dest, path, is_file in _outputs(command, args):
+        value, flag = str(path), _flag(dest)
         resolved = path.resolve()
         if is_file and resolved in inputs:     # a folder output may be an input folder (infer writes beside)
             raise DeployError(f"{value}: {flag} is the {inputs[resolved]} input; it would be overwritten")

@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise DeployError("--instances must be >= 1 and --exit-timeout >= 0")
     if args.max_request_mb <= 0 or args.max_image_mp <= 0:
         raise DeployError("--max-request-mb and --max-image-mp must be > 0")
+    if args.max_queue_delay_us < 0:      # before the model file is read (export/triton_served.py checks it too)
+        raise DeployError(f"--max-queue-delay-us must be >= 0, got {args.max_queue_delay_us}")
     for flag in ("http_port", "grpc_port", "metrics_port"):
         port = getattr(args, flag)
         if port is not None and not 1 <= port <= 65535:

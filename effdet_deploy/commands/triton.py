@@ -17,11 +17,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from effdet_deploy.interrupt_cleanup import new_files_removed_on_failure
     from export.triton import TritonSettings, triton_repository
 
-    folder = triton_repository(TritonSettings(model=args.model, output=args.output, name=args.name,
-                                              max_batch_size=args.max_batch_size,
-                                              dynamic_batching=args.dynamic_batching, instances=args.instances,
-                                              kind=args.kind))
+    with new_files_removed_on_failure(args.output):      # never a model copy without its config.pbtxt
+        folder = triton_repository(TritonSettings(model=args.model, output=args.output, name=args.name,
+                                                  max_batch_size=args.max_batch_size,
+                                                  dynamic_batching=args.dynamic_batching, instances=args.instances,
+                                                  kind=args.kind))
     print(f"wrote {folder}/config.pbtxt and {folder}/1/ (tritonserver --model-repository {args.output})")
     return 0
