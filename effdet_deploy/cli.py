@@ -27,7 +27,7 @@ def stop_at_once_on_sigint() -> None:
         signal.signal(signal.SIGINT, stop_at_once)
 
 
-COMMAND_LINE = os.path.basename(sys.argv[0]) == "effdet-deploy" or sys.argv[0] == os.path.join(
+COMMAND_LINE = os.path.splitext(os.path.basename(sys.argv[0]))[0] == "effdet-deploy" or sys.argv[0] == os.path.join(
     os.path.dirname(__file__), "__main__.py")       # the console script or python -m, not an importing program
 if COMMAND_LINE:
     stop_at_once_on_sigint()

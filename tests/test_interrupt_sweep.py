@@ -113,7 +113,8 @@ def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     onnx = export_onnx(ExportSettings(model="shapes_d0", output=folder / "d0.onnx", image_size=(128, 128), nms="onnx"))
     plugin = export_onnx(ExportSettings(model="shapes_d0", output=folder / "d0e.onnx", image_size=(128, 128)))
-    annotations = write_dataset(folder / "scenes", 40, 5, SynthSpec(height=128, width=128, max_size=60.0), progress=False)
+    annotations = write_dataset(folder / "scenes", 40, 5, SynthSpec(height=128, width=128, max_size=60.0),
+                                progress=False)
     return {"onnx": str(onnx), "plugin": str(plugin), "annotations": str(annotations),
             "images": str(annotations.parent / "images"), "folder": folder}
 
@@ -129,7 +130,7 @@ class Run:
     """One command run that gets SIGINT when its trigger fires; stdout and stderr collected."""
 
     def __init__(self, argv: list[str], trigger: str, cwd: Path, tmp: Path) -> None:
-        self.trigger, self.cwd, self.tmp, self.sent, self.lines = trigger.replace("{tmp}", str(tmp)), cwd, tmp, False, []
+        self.trigger, self.cwd, self.sent, self.lines = trigger.replace("{tmp}", str(tmp)), cwd, False, []
         self.proc = subprocess.Popen([sys.executable, "-m", "effdet_deploy", *argv], cwd=cwd, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=own_group,
                                      env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)})

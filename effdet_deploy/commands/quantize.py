@@ -59,6 +59,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         if args.calib_dir is None:
             raise DeployError("--precision int8 needs --calib-dir (a folder of representative images)")
         list_images(args.calib_dir)                 # missing, or no image in it
+        if args.exclude.startswith("@"):
+            from calibration.exclude_file import read_exclude_file
+
+            read_exclude_file(Path(args.exclude[1:]))   # missing or not an exclude file (its nodes: checked later)
     from export.onnx_io import metadata_of, read_onnx
 
     precision = metadata_of(read_onnx(args.onnx, weights=False)).get("precision", "fp32")   # not ONNX: one line
