@@ -17,8 +17,8 @@ from typing import Any, Iterator
 def deferred_sigint() -> Iterator[None]:
     """SIGINT during the block is raised as KeyboardInterrupt after it (main thread only: elsewhere Python
     delivers no signals, and the handler cannot be swapped)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield         # None: a handler set outside Python (Triton's python backend stub), which cannot be put back
         return
     caught: list[int] = []
 
