@@ -148,6 +148,9 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str,
     reshaped = [k for k in state if k in own and state[k].shape != own[k].shape and not k.startswith(CLASS_HEAD)]
     if recorded is not None and (missing or unexpected or reshaped):
         raise wrong_architecture(source, recorded, name)
+    if state and not set(state) & set(own):
+        raise DeployError(f"{source}: not an EfficientDet state_dict: none of its {len(state)} key(s) is one of "
+                          f"{name}'s (first: {next(iter(state))})")
     if missing or unexpected:
         raise DeployError(f"{source}: checkpoint does not match {model.config.name}: "  # type: ignore[union-attr]
                           f"{_few('missing', missing)}{_few('unexpected', unexpected)}".rstrip("; "))

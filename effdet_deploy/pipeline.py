@@ -243,8 +243,9 @@ STEPS = [("reference", prepare_reference), ("export", export_artifacts), ("quant
 
 def check_settings(s: PipelineSettings) -> None:
     """Every input the steps will read, checked before the first step: a typo in --calib-dir or --images
-    fails at once, not after minutes of export and quantization, and before the output folder exists."""
-    from effdet.checkpoint import checkpoint_facts, other_architecture, wrong_architecture
+    fails at once, not after minutes of export and quantization, and before the output folder exists. The
+    torch-free checks come first (answered in well under a second); a checkpoint is then loaded into the model,
+    so one of another network fails here, not in the reference step with a half-made output folder."""
     from effdet.config import get_config
     from runtime.image_io import list_images
 
@@ -256,10 +257,8 @@ def check_settings(s: PipelineSettings) -> None:
     for flag, value in counts.items():
         if value < 1:
             raise DeployError(f"{flag} must be at least 1, got {value}")
-    if s.checkpoint is not None:
-        recorded = other_architecture(checkpoint_facts(s.checkpoint), s.model)   # unreadable: its one-line error
-        if recorded is not None:
-            raise wrong_architecture(s.checkpoint, recorded, get_config(s.model).name)
+    if s.checkpoint is not None and not s.checkpoint.is_file():
+        raise DeployError(f"{s.checkpoint}: checkpoint not found")
     if s.calib_dir is not None:
         list_images(s.calib_dir)
     if (s.images is None) != (s.annotations is None):
@@ -271,6 +270,21 @@ def check_settings(s: PipelineSettings) -> None:
         empty = nothing_to_evaluate(load_annotations(s.annotations))    # a bad file: its one-line error
         if empty:
             raise DeployError(f"{s.annotations}: {empty}; no accuracy to measure")
+    if s.checkpoint is not None:
+        _check_checkpoint(s)
+
+
+def _check_checkpoint(s: PipelineSettings) -> None:
+    """The checkpoint names its architecture if it records one, and loads into --model (keys and shapes)."""
+    from effdet import create_model
+    from effdet.checkpoint import checkpoint_facts, other_architecture, wrong_architecture
+    from effdet.config import get_config
+
+    assert s.checkpoint is not None
+    recorded = other_architecture(checkpoint_facts(s.checkpoint), s.model)   # unreadable: its one-line error
+    if recorded is not None:
+        raise wrong_architecture(s.checkpoint, recorded, get_config(s.model).name)
+    create_model(s.model, checkpoint=s.checkpoint, image_size=s.image_size)
 
 
 def run_pipeline(s: PipelineSettings) -> Run:
