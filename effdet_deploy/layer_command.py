@@ -69,13 +69,20 @@ def target_run(target: str, tensors: list[LayerTensor], threads: int | None = No
 
 
 def compare_layers(reference: LayerReference, target: str, images: Sequence[np.ndarray],
-                   writer: Any = None, threads: int | None = None, rtol: float | None = None) -> LayerReport:
+                   writer: Any = None, threads: int | None = None, rtol: float | None = None,
+                   reference_size: tuple[int, int] | None = None) -> LayerReport | None:
     """One target against the reference, tensor by tensor; the reference's tensors go to `writer` when given.
-    rtol (--rtol): a limit on each tensor's mean relative error, beside the precision's SNR and cosine limits."""
+    rtol (--rtol): a limit on each tensor's mean relative error, beside the precision's SNR and cosine limits.
+    None (with one line) for a target of another input size than `reference_size`: no tensor has the same shape."""
     from runtime.parity import tolerances
     from runtime.progress import track
 
     run, mapping = target_run(target, reference.tensors, threads)
+    size = tuple(run.info.image_size)
+    if reference_size is not None and size != tuple(reference_size):
+        print(f"  {target}: --layers skipped: the reference runs at {reference_size[0]}x{reference_size[1]}, this "
+              f"file at {size[0]}x{size[1]}, so no tensor has the reference's shape (export both at one size)")
+        return None
     report = LayerReport(reference.name, target, run.info.precision, tolerances(run.info.precision, rtol=rtol),
                          reference.tensors, target_names=mapping)
     ref_values = reference.values()

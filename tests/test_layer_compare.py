@@ -145,3 +145,12 @@ def test_one_image_of_tensors_alive_at_a_time():
     report = LayerReport("r", "t", "fp32", TOLERANCES["fp32"], [tensor], target_names={"t": "t"})
     accumulate(report, zipped(ref.per_image(images), got.per_image(images)))
     assert report.images == 3 and len(made["ref"]) == len(made["got"]) == 3
+
+
+def test_a_target_of_another_input_size_is_skipped_in_one_line(fp32, images, capsys):
+    """compare --reference shapes_d0 (256) --target m128.onnx --layers was a ValueError traceback ('shapes differ')."""
+    reference = LayerReference.live(str(fp32), images, {}, None)
+    assert compare_layers(reference, str(fp32), images, reference_size=(256, 256)) is None
+    line, = capsys.readouterr().out.strip().splitlines()
+    assert "--layers skipped: the reference runs at 256x256, this file at 128x128" in line
+    assert compare_layers(reference, str(fp32), images, reference_size=(128, 128)) is not None

@@ -252,23 +252,31 @@ def run_layers(args: argparse.Namespace, targets: list[str], keys: list[str], re
     from effdet_deploy.saved_outputs import SavedOutputs
 
     if isinstance(writer, SavedOutputs):
+        size = writer.info.image_size
         layer_ref, writer = LayerReference.saved(writer), None
     else:
+        size = reference.info.image_size
         layer_ref = LayerReference.live(args.reference, images, checkpoint_options_of(args), reference.info,
                                         args.threads)
         if writer is not None:
             writer.layer_tensors = layer_ref.tensors
-    reports, verdicts = [], []
-    for index, target in enumerate(targets):
-        report = compare_layers(layer_ref, target, images, writer if index == 0 else None,
-                                args.threads if Path(target).suffix.lower() == ".onnx" else None, args.rtol)
+    reports, verdicts, report_keys = [], [], []
+    for target, key in zip(targets, keys):
+        report = compare_layers(layer_ref, target, images, writer if not reports else None,
+                                args.threads if Path(target).suffix.lower() == ".onnx" else None, args.rtol, size)
+        if report is None:              # another input size: nothing comparable, said in one line
+            verdicts.append("INCONCLUSIVE")
+            continue
         print_report(report, args.all_layers)
         reports.append(report)
+        report_keys.append(key)
         if not report.compared:
             verdicts.append("INCONCLUSIVE")
             print(f"  => INCONCLUSIVE: no tensor of {target} matches one of the reference (an engine needs its "
                   "tensors marked as outputs at build time: export/layer_marks.py)")
-    written = write_layer_outputs(reports, out, keys)
+    if not reports:
+        return verdicts
+    written = write_layer_outputs(reports, out, report_keys)
     print(f"wrote {', '.join(str(p) for p in written)}")
     if args.suggest_exclude is not None:
         from effdet_deploy.precision_debug import suggest_exclude
