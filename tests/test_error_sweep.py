@@ -126,6 +126,9 @@ TORCH_FREE = [
     (["compare", "--load-outputs", "{png}", "--target", "{onnx}"],
      "img.png: not a file written by compare --save-outputs"),
     (COMPARE + ["--save-outputs", "nodir/x.npz"], "nodir/x.npz: --save-outputs folder does not exist"),
+    (COMPARE, "m.onnx: not an efficientdet-deploy export"),                  # was 10-20 s of the reference's work
+    (["compare", "--reference", "shapes_d0", "--target", "{truncated}"], "truncated.onnx: not a readable ONNX file"),
+    (["compare", "--reference", "shapes_d0", "--target", "{png}"], "img.png: --target takes .onnx or .engine/.plan"),
     (BENCH + ["--duration", "inf"], "--duration must be a finite number, got inf"),        # ran forever
     (BENCH + ["--duration", "nan"], "--duration must be a finite number, got nan"),        # was accepted
     (BENCH + ["--warmup", "-1"], "--warmup and --duration >= 0"),

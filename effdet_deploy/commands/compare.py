@@ -103,6 +103,22 @@ def check_arguments(args: argparse.Namespace) -> None:
         require_file(path)
 
 
+def check_target_kind(target: Path) -> None:
+    """A target of the wrong kind (a picture, text, a cut ONNX file, an ONNX file we did not export) is found
+    before the reference runs (it took 10-20 s of the reference's work before its one line)."""
+    from runtime.detector import SUFFIXES
+
+    suffix = target.suffix.lower()
+    if SUFFIXES.get(suffix) == "tensorrt":
+        return                            # engines: their sidecar and TensorRT are checked when they open
+    if suffix != ".onnx":
+        raise DeployError(f"{target}: --target takes .onnx or .engine/.plan files")
+    from export.onnx_io import metadata_of, read_onnx
+    from runtime.model_info import ModelInfo
+
+    ModelInfo.from_metadata(metadata_of(read_onnx(target, weights=False)), str(target))
+
+
 def run(args: argparse.Namespace) -> int:
     from effdet_deploy.reporting import compare_targets, distinct_labels, file_keys
     from runtime.parity import MIN_MATCHED, SCORE_FLOOR
@@ -110,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
     check_arguments(args)
     targets = unique_targets(args.target)
     names, images, skipped = compare_images(args.images, args.max_images)
+    if args.load_outputs is None:              # a saved reference is quick to load: its own checks come first
+        for target in targets:
+            check_target_kind(Path(target))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     if not images:
