@@ -20,10 +20,22 @@ if TYPE_CHECKING:
     from effdet_deploy.triton_server import TritonServer
 
 
+class Stop(threading.Event):
+    """Set by SIGINT or SIGTERM; `signals` says which arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signals: list[int] = []
+
+    def note(self, signum: int, _frame: object) -> None:
+        self.signals.append(signum)
+        self.set()
+
+
 @contextlib.contextmanager
-def signals_set(stop: threading.Event) -> Iterator[threading.Event]:
+def signals_set(stop: Stop) -> Iterator[Stop]:
     """SIGINT and SIGTERM set `stop` inside the block (restored after)."""
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, stop.note) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
@@ -35,7 +47,7 @@ def run_server(repo: ServedRepository, model: Path, options: ServerOptions, star
     from effdet_deploy.triton_server import Ports, TritonServer, find_server
 
     started = time.monotonic() if started is None else started
-    with tempfile.TemporaryDirectory(prefix="effdet-triton-") as work, signals_set(threading.Event()) as stop:
+    with tempfile.TemporaryDirectory(prefix="effdet-triton-") as work, signals_set(Stop()) as stop:
         install = find_server(Path(work))
         models, note = loadable(repo, install, model)
         ports = Ports.pick(options.http_port, options.grpc_port, options.metrics_port)
@@ -44,6 +56,8 @@ def run_server(repo: ServedRepository, model: Path, options: ServerOptions, star
         try:
             server.start()
             if server.wait_ready(stop=stop) is None:
+                if signal.SIGINT in stop.signals:      # Ctrl-C while starting: an interrupt like any command's
+                    raise KeyboardInterrupt            # (130, one line); once ready it is serve's normal stop
                 logger.info("stopped before the server was ready")
                 return 0
             _announce(server, models, note, time.monotonic() - started)

@@ -196,8 +196,7 @@ def check_outputs(cwd: Path, case: Case) -> None:
 
 
 # Known, reported to whoever owns the file; strict: the test says so once it is fixed.
-KNOWN = {"serve-late": "effdet_deploy/serve_run.py: Ctrl-C before the server is ready prints 'stopped before the "
-                       "server was ready' and exits 0 (once ready, SIGINT is serve's normal stop: drain, exit 0)"}
+KNOWN: dict[str, str] = {}     # case -> why it is expected to fail (none now)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN[n])) if n in KNOWN
