@@ -26,11 +26,13 @@ DEFAULT_SCORE_THRESHOLD = 0.3   # Detector, effdet.predict.detect, infer, bench,
 
 def check_filters(score_threshold: float | None, iou_threshold: float | None, max_detections: int | None) -> None:
     """Range checks (one DeployError line each): thresholds in [0, 1], max detections >= 1."""
-    for name, value in (("score threshold", score_threshold), ("IoU threshold", iou_threshold)):
+    # named as on the command line and in the API, so either reader finds the knob
+    for name, value in (("score threshold (--score-threshold, score_threshold)", score_threshold),
+                        ("IoU threshold (--iou-threshold, iou_threshold)", iou_threshold)):
         if value is not None and not 0.0 <= float(value) <= 1.0:
             raise DeployError(f"{name} must be in [0, 1], got {value}")
     if max_detections is not None and (int(max_detections) != max_detections or max_detections < 1):
-        raise DeployError(f"max detections must be an integer >= 1, got {max_detections}")
+        raise DeployError(f"max detections (--max-detections, max_detections) must be an integer >= 1, got {max_detections}")
 
 
 def effective_filters(info: ModelInfo, score: float | None, iou: float | None, max_det: int | None,

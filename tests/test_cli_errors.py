@@ -110,9 +110,9 @@ def test_export_output_is_an_existing_folder(tmp_path):
 
 
 @pytest.mark.parametrize("flags, fragment", [
-    (("--score-threshold", "1.5"), "score threshold must be in [0, 1], got 1.5"),
-    (("--iou", "-0.2"), "IoU threshold must be in [0, 1], got -0.2"),
-    (("--max-det", "0"), "max detections must be an integer >= 1, got 0"),
+    (("--score-threshold", "1.5"), "score threshold (--score-threshold, score_threshold) must be in [0, 1], got 1.5"),
+    (("--iou", "-0.2"), "IoU threshold (--iou-threshold, iou_threshold) must be in [0, 1], got -0.2"),
+    (("--max-det", "0"), "max detections (--max-detections, max_detections) must be an integer >= 1, got 0"),
 ])
 def test_infer_range_checks(tmp_path, flags, fragment):
     out = run("infer", "--model", "shapes_d0", "--input", DEMO, "--output", tmp_path / "out", *flags)
@@ -121,8 +121,8 @@ def test_infer_range_checks(tmp_path, flags, fragment):
 
 
 @pytest.mark.parametrize("flags, fragment", [
-    (("--iou-threshold", "1.2"), "IoU threshold must be in [0, 1], got 1.2"),
-    (("--score-threshold", "-1"), "score threshold must be in [0, 1], got -1"),
+    (("--iou-threshold", "1.2"), "IoU threshold (--iou-threshold, iou_threshold) must be in [0, 1], got 1.2"),
+    (("--score-threshold", "-1"), "score threshold (--score-threshold, score_threshold) must be in [0, 1], got -1"),
     (("--max-detections", "0"), "--max-detections must be >= 1"),
     (("--class-names", "circle,square"), "--class-names gives 2 names, the model has 6 classes"),
     (("--class-names", "a,,b,c,d,e"), "--class-names has an empty name"),

@@ -79,9 +79,9 @@ def test_asking_below_the_floor_warns_once(det, scenes, caplog):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(score_threshold=1.5), "score threshold must be in \\[0, 1\\]"),
-    (dict(iou_threshold=-0.1), "IoU threshold must be in \\[0, 1\\]"),
-    (dict(max_detections=0), "max detections must be an integer >= 1"),
+    (dict(score_threshold=1.5), "score threshold \\(--score-threshold, score_threshold\\) must be in \\[0, 1\\]"),
+    (dict(iou_threshold=-0.1), "IoU threshold \\(--iou-threshold, iou_threshold\\) must be in \\[0, 1\\]"),
+    (dict(max_detections=0), "max detections \\(--max-detections, max_detections\\) must be an integer >= 1"),
 ])
 def test_range_checks(det, scenes, kwargs, message):
     with pytest.raises(DeployError, match=message):
