@@ -141,7 +141,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="alternating in-process / served rounds per level")
     p.add_argument("--load", type=int, default=2000, help="requests in the load goal (8 clients)")
     p.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
-    p.add_argument("--plot", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "assets" / "serve_latency.png")
+    p.add_argument("--plot", type=Path,
+                   default=Path(__file__).resolve().parents[1] / "docs" / "assets" / "serve_latency.png")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         work = Path(tmp)
