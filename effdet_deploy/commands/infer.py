@@ -91,20 +91,22 @@ def _run_images(args: argparse.Namespace, classes: list[str] | None) -> int:
     results: list[dict[str, Any]] = []
     skipped: list[str] = []
     written: list[Path] = []
-    with _detector(args, classes) as det, _removed_on_interrupt(written, out):
-        image_ids, categories = coco_ids(args.annotations, names, det.info.num_classes, args.class_map)
-        backend = _describe(args, det)
-        with progress_bar("infer", len(files), unit="image") as bar:
-            for i, (path, name) in enumerate(zip(files, names), start=1):
-                found = _one_image(args, det, path, name, out, written, f"[{i}/{len(files)}]")
-                if found is None:
-                    skipped.append(name)
-                else:
-                    results.extend(to_coco_results(image_ids[name], found, categories))
-                bar.update()
-    if len(skipped) == len(files):
-        raise DeployError(f"{args.input}: none of the {len(files)} images could be read (first: {skipped[0]})")
+    # one guard from the first picture to detections.json: a Ctrl-C while the detector closes (between the loop
+    # and the write) left the pictures without the file that lists them
     with _removed_on_interrupt(written, out):
+        with _detector(args, classes) as det:
+            image_ids, categories = coco_ids(args.annotations, names, det.info.num_classes, args.class_map)
+            backend = _describe(args, det)
+            with progress_bar("infer", len(files), unit="image") as bar:
+                for i, (path, name) in enumerate(zip(files, names), start=1):
+                    found = _one_image(args, det, path, name, out, written, f"[{i}/{len(files)}]")
+                    if found is None:
+                        skipped.append(name)
+                    else:
+                        results.extend(to_coco_results(image_ids[name], found, categories))
+                    bar.update()
+        if len(skipped) == len(files):
+            raise DeployError(f"{args.input}: none of the {len(files)} images could be read (first: {skipped[0]})")
         target = write_atomic(out / "detections.json", json.dumps(results, indent=1))
     print(f"wrote {len(files) - len(skipped)} pictures and {target} (COCO results; {backend})"
           + (f"; skipped {len(skipped)} unreadable: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}"
