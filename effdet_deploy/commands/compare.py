@@ -120,6 +120,7 @@ def check_target_kind(target: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from effdet_deploy.interrupt_cleanup import new_files_removed_on_failure
     from effdet_deploy.reporting import compare_targets, distinct_labels, file_keys
     from runtime.parity import MIN_MATCHED, SCORE_FLOOR
 
@@ -138,20 +139,23 @@ def run(args: argparse.Namespace) -> int:
           f"image(s) ({'built-in shapes scenes' if args.images is None else args.images}"
           f"{f'; {len(skipped)} unreadable skipped' if skipped else ''}); detections at score >= {SCORE_FLOOR}, at "
           f"least {MIN_MATCHED} matched for a detection-level PASS" + threads_note(args.threads, targets))
-    with reference_outputs(args, names, images) as (reference, writer):
-        comparison = compare_targets(reference, targets, images, None, args.atol, args.rtol,
-                                     builtin_images=args.images is None, threads=args.threads)
-        verdicts = [r.verdict for r in comparison.results]
-        print_table(comparison.results, labels)
-        if args.layers:
-            verdicts += run_layers(args, targets, keys, reference, images, writer, out)
-    pictures = write_pictures(comparison, images, labels, keys, out)
-    report = {"reference": args.reference or str(args.load_outputs), "images": names, "skipped_images": skipped,
-              "score_threshold": SCORE_FLOOR, "atol": args.atol, "rtol": args.rtol, "threads": args.threads,
-              "verdict": verdict_of(verdicts),
-              "targets": [{**r.to_json(), "label": label, "worst_picture": picture}
-                          for r, label, picture in zip(comparison.results, labels, pictures)]}
-    write_atomic(out / "compare.json", json.dumps(report, indent=2))
+    # one guard from the first model run to compare.json: this run's pictures and layer files go again if the file
+    # that lists them is not written (Ctrl-C or a failure in between)
+    with new_files_removed_on_failure(out):
+        with reference_outputs(args, names, images) as (reference, writer):
+            comparison = compare_targets(reference, targets, images, None, args.atol, args.rtol,
+                                         builtin_images=args.images is None, threads=args.threads)
+            verdicts = [r.verdict for r in comparison.results]
+            print_table(comparison.results, labels)
+            if args.layers:
+                verdicts += run_layers(args, targets, keys, reference, images, writer, out)
+        pictures = write_pictures(comparison, images, labels, keys, out)
+        report = {"reference": args.reference or str(args.load_outputs), "images": names, "skipped_images": skipped,
+                  "score_threshold": SCORE_FLOOR, "atol": args.atol, "rtol": args.rtol, "threads": args.threads,
+                  "verdict": verdict_of(verdicts),
+                  "targets": [{**r.to_json(), "label": label, "worst_picture": picture}
+                              for r, label, picture in zip(comparison.results, labels, pictures)]}
+        write_atomic(out / "compare.json", json.dumps(report, indent=2))
     print(f"{report['verdict']} on {len(images)} image(s){f' ({len(skipped)} unreadable skipped)' if skipped else ''}"
           f"; wrote {out / 'compare.json'} and worst-image pictures")
     return EXIT_CODES[str(report["verdict"])]
