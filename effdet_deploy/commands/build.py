@@ -108,7 +108,7 @@ def settings_from(args: BuildArgs) -> BuildSettings:
 def run(args: argparse.Namespace) -> int:
     if (args.onnx is None) == (args.load_engine is None):
         raise DeployError("give --onnx FILE (build an engine) or --loadEngine ENGINE (inspect one), one of the two")
-    check_counts(args)
+    check_counts(BuildArgs(**vars(args)))
     if args.load_engine is not None:
         from effdet_deploy.engine_check import inspect_engine
 
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_counts(args: argparse.Namespace) -> None:
+def check_counts(args: BuildArgs) -> None:
     """Sizes and counts, before TensorRT is looked for: `--workspace -1` was answered "this needs TensorRT" here
     and reached set_memory_pool_limit on a machine with it; `--workspace 0` was dropped without a word."""
     for flag, value, least in (("--workspace", args.workspace, 1), ("--dla-core", args.dla_core, 0),
