@@ -31,6 +31,9 @@ COMMAND_LINE = os.path.splitext(os.path.basename(sys.argv[0]))[0] == "effdet-dep
     os.path.dirname(__file__), "__main__.py")       # the console script or python -m, not an importing program
 if COMMAND_LINE:
     stop_at_once_on_sigint()
+    from runtime.interrupts import defer_sigint_in_native_module_init
+
+    defer_sigint_in_native_module_init()     # a Ctrl-C inside a C++ module's init is raised after it, in Python
 
 import argparse  # noqa: E402  (after the handler: a Ctrl-C while these load is answered too)
 import importlib  # noqa: E402

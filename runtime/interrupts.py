@@ -7,9 +7,10 @@ raised once the block is left, in plain Python, where the command's one-line han
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import signal
 import threading
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any, Iterator
 
 
@@ -35,3 +36,26 @@ def deferred_sigint() -> Iterator[None]:
             previous(signal.SIGINT, None)     # the default handler raises KeyboardInterrupt
         elif previous != signal.SIG_IGN:
             raise KeyboardInterrupt
+
+
+def defer_sigint_in_native_module_init() -> None:
+    """Every extension module's init runs under `deferred_sigint()`: a Ctrl-C while onnx's nanobind module builds
+    its enums (Python callbacks inside C++ init) aborted the process with "terminate called after throwing an
+    instance of 'nanobind::python_error'" (the sweep's lint case, in CI). The loader class is wrapped once, for the
+    command line only (cli.py): a program that imports our library keeps Python's import machinery as it was."""
+    loader = importlib.machinery.ExtensionFileLoader
+    if getattr(loader, "_sigint_deferred", False):
+        return
+    create, execute = loader.create_module, loader.exec_module
+
+    def create_module(self: importlib.machinery.ExtensionFileLoader, spec: importlib.machinery.ModuleSpec) -> Any:
+        with deferred_sigint():
+            return create(self, spec)
+
+    def exec_module(self: importlib.machinery.ExtensionFileLoader, module: ModuleType) -> None:
+        with deferred_sigint():
+            execute(self, module)
+
+    setattr(loader, "create_module", create_module)
+    setattr(loader, "exec_module", exec_module)
+    setattr(loader, "_sigint_deferred", True)

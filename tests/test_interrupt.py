@@ -38,3 +38,58 @@ def test_export_interrupted_mid_trace(tmp_path):
     assert code == 130 and "Traceback" not in err
     assert lines[-1] == "effdet-deploy export: interrupted"
     assert not list(tmp_path.iterdir())                   # no ONNX file, no temporary file
+
+
+NATIVE_INIT = r"""
+import importlib.machinery, importlib.util, os, signal, sys, time
+import importlib._bootstrap_external as bootstrap
+from runtime.interrupts import defer_sigint_in_native_module_init
+
+if sys.argv[1] == "deferred":
+    defer_sigint_in_native_module_init()
+native = importlib.machinery.ExtensionFileLoader
+name = next(n for n in ("_bz2", "_lzma", "_csv", "_json", "_decimal") if n not in sys.modules
+            and isinstance(getattr(importlib.util.find_spec(n), "loader", None), native))
+real = bootstrap._imp
+
+
+class NativeInit:
+    '''A C++ module's init that runs Python while SIGINT arrives (nanobind building onnx's enums).'''
+    def __getattr__(self, attribute):
+        return getattr(real, attribute)
+
+    def exec_dynamic(self, module):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(50):
+            time.sleep(0.002)          # Python runs the SIGINT handler here, between bytecodes
+        print("init finished", flush=True)
+        return real.exec_dynamic(module)
+
+
+bootstrap._imp = NativeInit()
+try:
+    importlib.import_module(name)
+except KeyboardInterrupt:
+    bootstrap._imp = real
+    print("KeyboardInterrupt", flush=True)
+"""
+
+
+def native_init_interrupted(mode: str) -> str:
+    return subprocess.run([sys.executable, "-c", NATIVE_INIT, mode], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=sigint_default).stdout
+
+
+def test_sigint_in_native_module_init_is_raised_after_it():
+    """CI's lint case: a KeyboardInterrupt inside onnx's nanobind init aborted in C++. The command line wraps
+    every extension module's init, so the init finishes and the KeyboardInterrupt comes after it, in Python."""
+    assert native_init_interrupted("plain").splitlines() == ["KeyboardInterrupt"]      # raised inside: what aborted
+    assert native_init_interrupted("deferred").splitlines() == ["init finished", "KeyboardInterrupt"]
+
+
+def test_command_line_wraps_native_module_init():
+    out = subprocess.run([sys.executable, "-c", "import sys; sys.argv = ['effdet-deploy']; import effdet_deploy.cli, "
+                          "importlib.machinery as m; print(getattr(m.ExtensionFileLoader, '_sigint_deferred', False))"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    assert out.strip() == "True"
