@@ -20,11 +20,23 @@ def stop_at_once(signum: int, frame: object) -> None:
     os._exit(130)
 
 
+WORKING = False     # True while a command's work runs (main): there SIGINT is a KeyboardInterrupt
+
+
+def on_sigint(signum: int, frame: object) -> None:
+    """The one SIGINT handler of a command-line run, so there is no moment between two handlers (a Ctrl-C that
+    landed while main swapped them, right after the work, escaped as a traceback): during the work a
+    KeyboardInterrupt - the command cleans up, then one line and 130 - and before or after it stop_at_once."""
+    if WORKING:
+        raise KeyboardInterrupt
+    stop_at_once(signum, frame)
+
+
 def stop_at_once_on_sigint() -> None:
     """Only where Python's own handler is set: a job started with SIGINT ignored (`cmd &` in a script) keeps it
     ignored."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, stop_at_once)
+        signal.signal(signal.SIGINT, on_sigint)
 
 
 COMMAND_LINE = os.path.splitext(os.path.basename(sys.argv[0]))[0] == "effdet-deploy" or sys.argv[0] == os.path.join(
@@ -136,13 +148,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     fresh = new_folders(args.command, args)     # removed again if the run fails or stops and leaves them empty
-    if COMMAND_LINE and signal.getsignal(signal.SIGINT) is stop_at_once:
-        signal.signal(signal.SIGINT, signal.default_int_handler)     # the work: KeyboardInterrupt, cleanup, 130
+    global WORKING
     try:
-        check_shared_arguments(args)          # both torch-free: answered before any heavy import
-        check_output_paths(args.command, args)
-        code = int(importlib.import_module(f"effdet_deploy.commands.{args._module}").run(args) or 0)
-        sys.stdout.flush()           # a closed pipe shows here, not in the interpreter's exit
+        try:
+            WORKING = True    # set first thing in the try, cleared in its finally: a Ctrl-C landing in
+                              # between is a KeyboardInterrupt the handlers below catch
+            check_shared_arguments(args)          # both torch-free: answered before any heavy import
+            check_output_paths(args.command, args)
+            code = int(importlib.import_module(f"effdet_deploy.commands.{args._module}").run(args) or 0)
+            sys.stdout.flush()           # a closed pipe shows here, not in the interpreter's exit
+        finally:
+            WORKING = False   # from here (the handlers below included) a Ctrl-C is stop_at_once's line and 130
         if code != 0:
             remove_empty_folders(fresh)
     except DeployError as e:
@@ -150,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         remove_empty_folders(fresh)
         code = 2
     except KeyboardInterrupt:        # Ctrl-C: one line, exit 130 (128 + SIGINT) like a shell; artifacts are
-        remove_empty_folders(fresh)  # written atomically, so nothing half-written is left behind
+        WORKING = False              # written atomically, so nothing half-written is left behind
+        remove_empty_folders(fresh)
         return interrupted(args.command)
     except BrokenPipeError:          # `effdet-deploy info x --json | head`: the reader left; no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # Python's own flush at exit must not fail
@@ -158,9 +175,6 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:
         remove_empty_folders(fresh)
         raise
-    finally:
-        if COMMAND_LINE:
-            stop_at_once_on_sigint()
     return code
 
 

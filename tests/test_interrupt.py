@@ -93,3 +93,42 @@ def test_command_line_wraps_native_module_init():
                          capture_output=True, text=True, timeout=60, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
     assert out.strip() == "True"
+
+
+ONE_HANDLER = r"""
+import os, signal, sys
+sys.argv = ["effdet-deploy", "info", "d0"]
+from effdet_deploy import cli
+from effdet_deploy.commands import info
+
+def run(args):
+    print("during", signal.getsignal(signal.SIGINT) is cli.on_sigint, cli.WORKING)
+    if os.environ["MODE"] == "late":
+        return 0
+    os.kill(os.getpid(), signal.SIGINT)
+    return 0
+
+info.run = run
+mode = os.environ["MODE"]
+code = cli.main(["info", "d0"])
+print("after", code, signal.getsignal(signal.SIGINT) is cli.on_sigint, cli.WORKING, flush=True)
+if mode == "late":
+    os.kill(os.getpid(), signal.SIGINT)     # after the work: stop_at_once's line, exit 130, nothing else runs
+    print("not reached")
+"""
+
+
+def one_handler(mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", ONE_HANDLER], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "MODE": mode}, preexec_fn=sigint_default)
+
+
+def test_one_sigint_handler_for_the_whole_run():
+    """The command line never swaps SIGINT handlers (a Ctrl-C that landed while main swapped them right after the
+    work escaped as a traceback): one handler raises KeyboardInterrupt during the work and exits at once outside."""
+    work = one_handler("work")
+    assert work.stdout.split("\n")[:2] == ["during True True", "after 130 True False"], work.stdout + work.stderr
+    assert work.stderr.strip() == "effdet-deploy info: interrupted"
+    late = one_handler("late")
+    assert late.returncode == 130 and late.stdout.splitlines() == ["during True True", "after 0 True False"]
+    assert late.stderr.strip() == "effdet-deploy info: interrupted" and "Traceback" not in late.stderr
