@@ -32,7 +32,7 @@ def on_sigint(signum: int, frame: object) -> None:
     stop_at_once(signum, frame)
 
 
-def stop_at_once_on_sigint() -> None:
+def install_on_sigint() -> None:
     """Only where Python's own handler is set: a job started with SIGINT ignored (`cmd &` in a script) keeps it
     ignored."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
@@ -42,7 +42,7 @@ def stop_at_once_on_sigint() -> None:
 COMMAND_LINE = os.path.splitext(os.path.basename(sys.argv[0]))[0] == "effdet-deploy" or sys.argv[0] == os.path.join(
     os.path.dirname(__file__), "__main__.py")       # the console script or python -m, not an importing program
 if COMMAND_LINE:
-    stop_at_once_on_sigint()
+    install_on_sigint()
     from runtime.interrupts import defer_sigint_in_native_module_init
 
     defer_sigint_in_native_module_init()     # a Ctrl-C inside a C++ module's init is raised after it, in Python
@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         remove_empty_folders(fresh)
         code = 2
     except KeyboardInterrupt:        # Ctrl-C: one line, exit 130 (128 + SIGINT) like a shell; artifacts are
-        WORKING = False              # written atomically, so nothing half-written is left behind
-        remove_empty_folders(fresh)
+        WORKING = False              # written atomically, so nothing half-written is left behind (and a Ctrl-C
+        remove_empty_folders(fresh)  # raised before the finally's own WORKING = False is the work's too)
         return interrupted(args.command)
     except BrokenPipeError:          # `effdet-deploy info x --json | head`: the reader left; no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # Python's own flush at exit must not fail

@@ -185,10 +185,15 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.name.startswith(CACHES))
 
 
+def temporaries(names: list[str]) -> list[str]:
+    """Half-written files: ours end in .tmp, atomic writes elsewhere start with a dot."""
+    return [n for n in names if n.endswith(".tmp") or "/." in "/" + n]
+
+
 def check_outputs(cwd: Path, case: Case) -> None:
     """No temporary or empty leftovers; outputs only complete (all of `complete` or none); INCOMPLETE marks."""
     names = leftovers(cwd)
-    assert not [n for n in names if n.endswith(".tmp") or "/." in "/" + n], names
+    assert not temporaries(names), names
     assert not [n for n in names if (cwd / n).is_dir() and not any((cwd / n).iterdir())], names
     if case.marked is not None:
         run = cwd / case.marked
@@ -212,7 +217,7 @@ def check_finished(cwd: Path, case: Case) -> None:
     """A run the signal reached only in Python's exit: its work is done - every output there, nothing temporary,
     no INCOMPLETE - or the silent death was not that late."""
     names = leftovers(cwd)
-    assert not [n for n in names if n.endswith(".tmp") or "/." in "/" + n], names
+    assert not temporaries(names), names
     assert all(glob.glob(str(cwd / g)) for g in case.complete), f"killed by SIGINT before its outputs: {names}"
     if case.marked is not None:
         assert (cwd / case.marked / "report.md").is_file() and not (cwd / case.marked / "INCOMPLETE").exists(), names
